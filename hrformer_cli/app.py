@@ -2,49 +2,60 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
+from typer.core import TyperGroup
 
 from hrformer_core.errors import HRFormerError
 
-from .commands import convert, profile
+from .commands import convert
 from .output import err_console
+
+
+class _Commands(TyperGroup):
+    """Turns the errors a user can cause into one line on stderr and an exit code, never a traceback."""
+
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except HRFormerError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+
 
 app = typer.Typer(
     name="hrformer",
-    help="Train, evaluate, run, profile and study the High-Resolution Transformer (HRFormer).",
+    cls=_Commands,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
 
-for module in (profile, convert):
+
+def _version(value: bool) -> None:
+    if value:
+        from hrformer_core import __version__
+
+        typer.echo(f"hrformer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Train, evaluate, run, profile and study the High-Resolution Transformer (HRFormer)."""
+
+
+for module in (convert,):
     module.register(app)
 
 
 def main() -> None:
-    """Console-script entry point: user errors become one line on stderr and an exit code, not a traceback."""
-    try:
-        app(standalone_mode=False)
-    except HRFormerError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors arrive as ClickException subclasses
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    """Console-script entry point."""
+    app()
 
 
 if __name__ == "__main__":

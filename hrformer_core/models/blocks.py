@@ -28,7 +28,9 @@ class DropPath(nn.Module):
         return f"rate={self.rate}"
 
 
-def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False) -> list[nn.Module]:
+def conv_bn(
+    cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False
+) -> list[nn.Module]:
     return [
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=bias),
         nn.BatchNorm2d(cout, momentum=BN_MOMENTUM),
@@ -94,7 +96,9 @@ def window_shift_mask(height: int, width: int, window: int, shift: int) -> Tenso
         for cols in bounds:
             labels[rows, cols] = region
             region += 1
-    labels = labels.view(height // window, window, width // window, window).transpose(1, 2).reshape(-1, window**2)
+    labels = (
+        labels.view(height // window, window, width // window, window).transpose(1, 2).reshape(-1, window**2)
+    )
     different = labels[:, :, None] != labels[:, None, :]
     return different.float() * -100.0
 
@@ -148,7 +152,11 @@ class WindowAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = self.proj(out.transpose(1, 2).reshape(-1, w * w, channels))
 
-        out = out.view(batch, rows, cols, w, w, channels).transpose(2, 3).reshape(batch, padded_h, padded_w, channels)
+        out = (
+            out.view(batch, rows, cols, w, w, channels)
+            .transpose(2, 3)
+            .reshape(batch, padded_h, padded_w, channels)
+        )
         if self.shift:
             out = torch.roll(out, (self.shift, self.shift), (1, 2))
         if pad_h or pad_w:

@@ -20,7 +20,9 @@ CONFIG_KEY = "hrformer_config"
 FORMAT = "hrformer"
 
 
-def save_model(model: HRFormerModel, path: str | os.PathLike, extra_metadata: dict[str, str] | None = None) -> Path:
+def save_model(
+    model: HRFormerModel, path: str | os.PathLike, extra_metadata: dict[str, str] | None = None
+) -> Path:
     """Write weights + config atomically; `extra_metadata` (str values) is kept beside them."""
     return save_state_dict(model.state_dict(), model.config, path, extra_metadata)
 
@@ -45,9 +47,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], M
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); expected hrformer weights") from None
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({exc}); expected hrformer weights"
+        ) from None
     config_json = metadata.get(CONFIG_KEY)
     if config_json is None:
         sidecar = path.with_name("config.json")

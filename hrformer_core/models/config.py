@@ -54,7 +54,9 @@ class ModelConfig:
         for name in ("channels", "num_heads", "num_modules", "num_blocks", "window_sizes"):
             value = getattr(self, name)
             if len(value) != 4:
-                raise UsageError(f"model.{name} must have 4 entries (one per stage/branch), got {list(value)}")
+                raise UsageError(
+                    f"model.{name} must have 4 entries (one per stage/branch), got {list(value)}"
+                )
             object.__setattr__(self, name, tuple(int(v) for v in value))
         for c, h in zip(self.channels, self.num_heads, strict=True):
             if c % h:

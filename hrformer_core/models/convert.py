@@ -61,7 +61,9 @@ def unwrap_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{source}: no state dict found; expected a dict of tensors, or one under 'state_dict' or 'model'")
+        raise CheckpointError(
+            f"{source}: no state dict found; expected a dict of tensors, or one under 'state_dict' or 'model'"
+        )
     return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
@@ -105,7 +107,9 @@ def _rename(key: str, task: str) -> str | None:
 def _infer_config(sd: dict[str, torch.Tensor], task: str, naming: str, model_name: str | None) -> ModelConfig:
     def shape(key: str) -> tuple[int, ...]:
         if key not in sd:
-            raise CheckpointError(f"checkpoint lacks {key}: cannot infer the architecture (pass --model NAME)")
+            raise CheckpointError(
+                f"checkpoint lacks {key}: cannot infer the architecture (pass --model NAME)"
+            )
         return tuple(sd[key].shape)
 
     channels = (
@@ -122,7 +126,11 @@ def _infer_config(sd: dict[str, torch.Tensor], task: str, naming: str, model_nam
     heads, windows = [], []
     for branch in range(4):
         table = next(
-            (v for k, v in sd.items() if f"stage4.0.branches.{branch}.0." in k and k.endswith("relative_position_bias_table")),
+            (
+                v
+                for k, v in sd.items()
+                if f"stage4.0.branches.{branch}.0." in k and k.endswith("relative_position_bias_table")
+            ),
             None,
         )
         if table is not None:
@@ -142,7 +150,9 @@ def _infer_config(sd: dict[str, torch.Tensor], task: str, naming: str, model_nam
     if model_name is None:
         variant = next((v for v, arch in VARIANTS.items() if tuple(arch["channels"]) == channels), None)
         if variant is None:
-            raise CheckpointError(f"channels {list(channels)} match no known variant (T, S, B); pass --model NAME")
+            raise CheckpointError(
+                f"channels {list(channels)} match no known variant (T, S, B); pass --model NAME"
+            )
         model_name = f"{'hrnet' if block == 'basic' else 'hrformer'}-{variant}"
         if windows and windows[0] in (13, 15) and variant == "b":
             model_name += f"-w{windows[0]}"
@@ -184,7 +194,11 @@ def convert_state_dict(
             raise CheckpointError(f"{prefix}: incomplete q/k/v projections ({sorted(parts)})")
         new = _rename(f"{prefix}.attn.attn.qkv.{kind}", task)
         out[new] = torch.cat([parts["q"], parts["k"], parts["v"]], 0)
-    if model_name is not None and model_name not in VARIANTS and not model_name.startswith(("hrformer", "hrnet")):
+    if (
+        model_name is not None
+        and model_name not in VARIANTS
+        and not model_name.startswith(("hrformer", "hrnet"))
+    ):
         raise UsageError(f"unknown model {model_name!r}")
     config = _infer_config(out, task, naming, model_name)
     if not config.rel_pos_bias:
@@ -192,8 +206,14 @@ def convert_state_dict(
         for k in tables:
             del out[k]
         dropped += tables
-    report = ConversionReport(naming, task, config, mapped=len(out), fused_qkv=len(pending_qkv), dropped=dropped)
-    if naming == "official" and task == "pose" and any(k.endswith("relative_position_bias_table") for k in dropped):
+    report = ConversionReport(
+        naming, task, config, mapped=len(out), fused_qkv=len(pending_qkv), dropped=dropped
+    )
+    if (
+        naming == "official"
+        and task == "pose"
+        and any(k.endswith("relative_position_bias_table") for k in dropped)
+    ):
         report.notes.append(
             "official pose checkpoint: its relative-position tables were never applied by the reference, so they "
             "are dropped and the model runs without the bias (rel_pos_bias=False)"

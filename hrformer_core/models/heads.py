@@ -33,7 +33,8 @@ class ClassificationHead(nn.Module):
         super().__init__()
         widths = [p * Bottleneck.expansion for p in self.head_planes]
         self.incre_modules = nn.ModuleList(
-            nn.Sequential(Bottleneck(c, p, depthwise=True)) for c, p in zip(in_channels, self.head_planes, strict=True)
+            nn.Sequential(Bottleneck(c, p, depthwise=True))
+            for c, p in zip(in_channels, self.head_planes, strict=True)
         )
         self.downsamp_modules = nn.ModuleList(
             nn.Sequential(
@@ -92,7 +93,9 @@ class OCRDistributor(nn.Module):
     def __init__(self, channels: int, key_channels: int, dropout: float = 0.05) -> None:
         super().__init__()
         self.object_context_block = ObjectContext(channels, key_channels)
-        self.conv_bn_dropout = nn.Sequential(nn.Conv2d(2 * channels, channels, 1), bn_relu(channels), nn.Dropout2d(dropout))
+        self.conv_bn_dropout = nn.Sequential(
+            nn.Conv2d(2 * channels, channels, 1), bn_relu(channels), nn.Dropout2d(dropout)
+        )
 
     def forward(self, pixels: Tensor, regions: Tensor) -> Tensor:
         context = self.object_context_block(pixels, regions)
@@ -102,25 +105,33 @@ class OCRDistributor(nn.Module):
 class SegmentationOCRHead(nn.Module):
     """Concatenate the branches at 1/4 resolution, auxiliary head, OCR head; logits at the input size."""
 
-    def __init__(self, in_channels: tuple[int, ...], num_classes: int, mid_channels: int = 512, key_channels: int = 256):
+    def __init__(
+        self, in_channels: tuple[int, ...], num_classes: int, mid_channels: int = 512, key_channels: int = 256
+    ):
         super().__init__()
         total = sum(in_channels)
         self.conv3x3 = nn.Sequential(nn.Conv2d(total, mid_channels, 3, 1, 1), bn_relu(mid_channels))
         self.ocr_distri_head = OCRDistributor(mid_channels, key_channels)
         self.cls_head = nn.Conv2d(mid_channels, num_classes, 1)
         self.aux_head = nn.Sequential(
-            nn.Conv2d(total, mid_channels, 3, 1, 1), bn_relu(mid_channels), nn.Conv2d(mid_channels, num_classes, 1)
+            nn.Conv2d(total, mid_channels, 3, 1, 1),
+            bn_relu(mid_channels),
+            nn.Conv2d(mid_channels, num_classes, 1),
         )
 
     def forward(self, features: list[Tensor], output_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
         size = features[0].shape[-2:]
-        upsampled = [features[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=True) for f in features[1:]]
+        upsampled = [features[0]] + [
+            F.interpolate(f, size=size, mode="bilinear", align_corners=True) for f in features[1:]
+        ]
         feats = torch.cat(upsampled, 1)
         aux = self.aux_head(feats)
         feats = self.conv3x3(feats)
         # Soft object regions: each class's probability map (softmax over pixels) pools the features.
         probs = torch.softmax(aux.flatten(2), dim=2)  # (B, K, HW)
-        regions = torch.matmul(probs, feats.flatten(2).transpose(1, 2)).transpose(1, 2).unsqueeze(3)  # (B, C, K, 1)
+        regions = (
+            torch.matmul(probs, feats.flatten(2).transpose(1, 2)).transpose(1, 2).unsqueeze(3)
+        )  # (B, C, K, 1)
         feats = self.ocr_distri_head(feats, regions)
         logits = self.cls_head(feats)
         aux = F.interpolate(aux, size=output_size, mode="bilinear", align_corners=True)

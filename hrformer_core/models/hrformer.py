@@ -7,7 +7,6 @@ updates each branch with its own blocks and exchanges information across branche
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -69,11 +68,18 @@ def fuse_downsample(cin: int, cout: int, steps: int, dense: bool) -> nn.Sequenti
 class HRModule(nn.Module):
     """One multi-resolution module: per-branch blocks, then the fuse layers and ReLU."""
 
-    def __init__(self, config: ModelConfig, num_branches: int, drop_paths: list[float], all_outputs: bool) -> None:
+    def __init__(
+        self, config: ModelConfig, num_branches: int, drop_paths: list[float], all_outputs: bool
+    ) -> None:
         super().__init__()
         channels = config.channels[:num_branches]
         self.branches = nn.ModuleList(
-            nn.Sequential(*(self._block(config, b, k, drop_paths[k]) for k in range(config.num_blocks[num_branches - 1])))
+            nn.Sequential(
+                *(
+                    self._block(config, b, k, drop_paths[k])
+                    for k in range(config.num_blocks[num_branches - 1])
+                )
+            )
             for b in range(num_branches)
         )
         dense = config.block == "basic"
@@ -137,7 +143,9 @@ def transition(cins: list[int], couts: list[int]) -> nn.ModuleList:
                 nn.Sequential(*conv_bn(cins[b], cout, 3), nn.ReLU(inplace=True)) if cins[b] != cout else None
             )
         else:
-            layers.append(nn.Sequential(nn.Sequential(*conv_bn(cins[-1], cout, 3, stride=2), nn.ReLU(inplace=True))))
+            layers.append(
+                nn.Sequential(nn.Sequential(*conv_bn(cins[-1], cout, 3, stride=2), nn.ReLU(inplace=True)))
+            )
     return nn.ModuleList(layers)
 
 
@@ -155,13 +163,17 @@ class HRFormerBackbone(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         stage1_out = STAGE1_PLANES * Bottleneck.expansion
         self.layer1 = nn.Sequential(
-            *(Bottleneck(STEM_CHANNELS if k == 0 else stage1_out, STAGE1_PLANES) for k in range(config.num_blocks[0]))
+            *(
+                Bottleneck(STEM_CHANNELS if k == 0 else stage1_out, STAGE1_PLANES)
+                for k in range(config.num_blocks[0])
+            )
         )
 
         # Drop-path rates rise linearly over all blocks of stages 2-4; block k of every branch in a module
         # shares rate k of that module's slice.
         depths = [config.num_blocks[s] * config.num_modules[s] for s in (1, 2, 3)]
-        rates = torch.linspace(0, config.drop_path_rate, sum(depths)).tolist()
+        total = sum(depths)
+        rates = [config.drop_path_rate * k / max(total - 1, 1) for k in range(total)]
         offset = 0
         widths = [stage1_out]
         for stage in (2, 3, 4):
@@ -188,7 +200,8 @@ class HRFormerBackbone(nn.Module):
         for stage in (2, 3, 4):
             layers = getattr(self, f"transition{stage - 1}")
             xs = [
-                (layer(xs[min(b, len(xs) - 1)]) if layer is not None else xs[b]) for b, layer in enumerate(layers)
+                (layer(xs[min(b, len(xs) - 1)]) if layer is not None else xs[b])
+                for b, layer in enumerate(layers)
             ]
             xs = getattr(self, f"stage{stage}")(xs)
         return xs
