@@ -166,7 +166,8 @@ class WindowAttention(nn.Module):
     def attention_mask(self, batch: int, height: int, width: int, like: Tensor) -> Tensor | None:
         bias = self.position_bias()
         if not self.shift:
-            return None if bias is None else bias.to(like.dtype)
+            # A 4-D (1, heads, L, L) mask lets SDPA take its fused CPU kernel; a 3-D one falls back to math.
+            return None if bias is None else bias.unsqueeze(0).to(like.dtype)
         shift_mask = window_shift_mask(height, width, self.window, self.shift).to(like.device)
         mask = shift_mask[:, None]  # (windows, 1, L, L)
         if bias is not None:
