@@ -7,7 +7,7 @@ from typer.core import TyperGroup
 
 from hrformer_core.errors import HRFormerError
 
-from .commands import convert
+from .commands import convert, data, export, predict, profile, push, train
 from .output import err_console
 
 
@@ -49,7 +49,7 @@ def _root(
     """Train, evaluate, run, profile and study the High-Resolution Transformer (HRFormer)."""
 
 
-for module in (convert,):
+for module in (train, profile, predict, convert, export, push, data):
     module.register(app)
 
 

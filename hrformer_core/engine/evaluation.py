@@ -136,6 +136,7 @@ def evaluate(
     info = init_distributed(device)
     try:
         task = get_task(recipe.task)
+        task.configure(recipe)
         model = revert_sync_batchnorm(task.build_model(recipe))
         load_weights(model, weights_path)
         model.to(info.device)

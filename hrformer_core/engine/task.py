@@ -54,6 +54,9 @@ class Task(ABC):
     eval_schema: ClassVar[type[EvalSection]] = EvalSection
     find_unused_parameters: ClassVar[bool] = False  # for DDP, when some parameters get no gradient
 
+    def configure(self, recipe: Recipe) -> None:
+        """Called once with the resolved recipe before anything else (e.g. to keep loss or eval options)."""
+
     @abstractmethod
     def build_model(self, recipe: Recipe) -> nn.Module:
         """The model with its task head, on CPU, in training mode."""

@@ -171,6 +171,7 @@ class _Run:
                 path = str(run.path)
             self.run_dir = RunDir(broadcast_object(path))
         self.task: Task = get_task(self.recipe.task)
+        self.task.configure(self.recipe)
         self.cfg = self.recipe.train
 
     # -- set-up ------------------------------------------------------------------------------------------

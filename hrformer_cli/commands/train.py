@@ -1,0 +1,110 @@
+"""`hrformer train`, `hrformer eval` and `hrformer recipes`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from hrformer_core.engine import evaluate, launch_torchrun, list_recipes, load_recipe, train
+from hrformer_core.engine.rundir import RunDir
+from hrformer_core.errors import UsageError
+
+from ..output import console
+
+OVERRIDES_HELP = "Recipe overrides as dotted key=value, e.g. train.epochs=10 data.root=/data/coco."
+
+
+def _metrics_table(title: str, metrics: dict) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table
+
+
+def _distributed(nproc: int, nnodes: int) -> bool:
+    if nproc < 1 or nnodes < 1:
+        raise UsageError(f"--nproc {nproc} / --nnodes {nnodes}: expected integers >= 1")
+    return nproc * nnodes > 1
+
+
+def train_command(
+    recipe: str = typer.Option(None, "--recipe", "-r", help="Recipe name (see `hrformer recipes`) or .yaml path."),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder exactly where it stopped."),
+    project: Path = typer.Option(Path("runs"), "--project", help="Parent folder of run folders."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: CUDA when available)."),
+    nproc: int = typer.Option(1, "--nproc", help="Processes (GPUs) per node; >1 launches torchrun."),
+    nnodes: int = typer.Option(1, "--nnodes", help="Number of nodes (torchrun)."),
+    node_rank: int = typer.Option(0, "--node-rank", help="This node's rank (torchrun)."),
+    master_addr: str = typer.Option(None, "--master-addr", help="Rendezvous host for multi-node runs."),
+    master_port: int = typer.Option(None, "--master-port", help="Rendezvous port for multi-node runs."),
+) -> None:
+    """Train a model from a recipe (the run folder gets weights, metrics, plots and the resolved recipe)."""
+    overrides = list(overrides or [])
+    if recipe is None and resume is None:
+        raise UsageError("train: give --recipe NAME (see `hrformer recipes`) or --resume RUN_DIR")
+    if _distributed(nproc, nnodes):
+        argv = ["train"]
+        argv += ["--recipe", recipe] if recipe else []
+        argv += ["--resume", str(resume)] if resume else []
+        argv += ["--project", str(project)] + (["--device", device] if device else []) + overrides
+        code = launch_torchrun(argv, nproc, nnodes, node_rank, master_addr, master_port)
+        raise typer.Exit(code)
+    loaded = None
+    if recipe is not None or overrides:
+        source = recipe or str(RunDir(resume).recipe)
+        loaded = load_recipe(source, overrides)
+    result = train(loaded, resume=resume, project=project, device=device)
+    console.print(_metrics_table(f"{result.run_dir}  (epoch {result.best_epoch} best)", result.metrics))
+    console.print(f"weights: {result.run_dir / 'weights' / 'best.safetensors'}")
+
+
+def eval_command(
+    recipe: str = typer.Option(..., "--recipe", "-r", help="Recipe name or .yaml path (data and eval options)."),
+    weights: Path = typer.Option(..., "--weights", "-w", help="Weights (.safetensors) or a run folder."),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    boxes: str = typer.Option(None, "--boxes", help="Person detections (COCO results JSON), or 'gt'."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: a new runs/<task>/<name>-eval)."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N."),
+    nproc: int = typer.Option(1, "--nproc", help="Processes per node; >1 launches torchrun."),
+) -> None:
+    """Evaluate weights on the recipe's validation set: a metrics table, eval.json and the predictions."""
+    overrides = list(overrides or [])
+    if boxes is not None:
+        overrides.append(f"data.val_boxes={boxes}")
+    if weights.is_dir():
+        for name in ("best", "last"):
+            candidate = weights / "weights" / f"{name}.safetensors"
+            if candidate.is_file():
+                weights = candidate
+                break
+        else:
+            raise UsageError(f"{weights}: no weights/best.safetensors or weights/last.safetensors in this folder")
+    if _distributed(nproc, 1):
+        argv = ["eval", "--recipe", recipe, "--weights", str(weights)]
+        argv += (["--out", str(out)] if out else []) + (["--device", device] if device else []) + overrides
+        raise typer.Exit(launch_torchrun(argv, nproc))
+    loaded = load_recipe(recipe, overrides)
+    metrics = evaluate(loaded, weights, out_dir=out, device=device)
+    console.print(_metrics_table(f"{loaded.name}: {weights}", metrics))
+
+
+def recipes_command() -> None:
+    """List the built-in recipes."""
+    table = Table(title="Recipes")
+    table.add_column("name")
+    table.add_column("description")
+    for name, description in list_recipes():
+        table.add_row(name, description)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("eval")(eval_command)
+    app.command("recipes")(recipes_command)
