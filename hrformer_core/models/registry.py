@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ..errors import UsageError
@@ -61,6 +62,29 @@ class HRFormerModel(nn.Module):
             self.head = SegmentationOCRHead(
                 config.channels, config.num_classes, config.ocr_mid_channels, config.ocr_key_channels
             )
+
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """From-scratch initialisation: He-normal convs, truncated-normal linears, a near-zero pose head.
+
+        The pose head starts at std 0.001 (as the reference) so the first heatmaps are flat, not noise.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d | nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if isinstance(self.head, PoseHead):
+            nn.init.normal_(self.head.final_layer.weight, std=0.001)
+            nn.init.zeros_(self.head.final_layer.bias)
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         features = self.backbone(x)
