@@ -41,6 +41,14 @@ def test_ablation_parameter_counts() -> None:
     assert n_params(shifted) == n_params(no_dw)  # shifting adds a mask, no parameters
 
 
+@pytest.mark.parametrize(("name", "paper_millions"), [("hrnet-t", 15.6), ("hrnet-s", 24.5), ("hrnet-b", 85.3)])
+def test_hrnet_counterparts_match_paper_table_11(name: str, paper_millions: float) -> None:
+    """Basic blocks in place of HRFormer blocks, HRNet's dense fusion and classification head."""
+    with torch.device("meta"):
+        model = create_model(name, task="cls")
+    assert round(n_params(model) / 1e6, 1) == paper_millions
+
+
 def test_relative_position_bias_off_removes_tables() -> None:
     with torch.device("meta"):
         on = create_model("hrformer-t")

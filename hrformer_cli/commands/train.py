@@ -60,8 +60,8 @@ def train_command(
         source = recipe or str(RunDir(resume).recipe)
         loaded = load_recipe(source, overrides)
     result = train(loaded, resume=resume, project=project, device=device)
-    console.print(_metrics_table(f"{result.run_dir}  (epoch {result.best_epoch} best)", result.metrics))
-    console.print(f"weights: {result.run_dir / 'weights' / 'best.safetensors'}")
+    console.print(_metrics_table(f"Validation (best epoch {result.best_epoch})", result.metrics))
+    console.print(f"run folder: {result.run_dir}\nweights: {result.run_dir / 'weights' / 'best.safetensors'}")
 
 
 def eval_command(

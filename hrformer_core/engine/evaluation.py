@@ -32,6 +32,7 @@ from hrformer_core.engine.state import load_weights
 from hrformer_core.engine.task import Task, get_task
 from hrformer_core.errors import TrainingError
 from hrformer_core.utils.io import unique_dir, write_json
+from hrformer_core.utils.threads import make_fork_safe
 
 if TYPE_CHECKING:
     from hrformer_core.engine.recipes import Recipe
@@ -133,6 +134,7 @@ def evaluate(
     Writes `metrics.json` and `recipe.yaml` (and whatever the task writes) to `out_dir`, by default a new
     folder `project/<task>/<name>-eval`. Returns the metrics on every rank.
     """
+    make_fork_safe()
     info = init_distributed(device)
     try:
         task = get_task(recipe.task)

@@ -83,6 +83,8 @@ class TrainSection:
     amp: Literal["off", "auto", "fp16", "bf16"] = field(default="off", metadata=AMP_ALIAS)
     grad_clip: float | None = field(default=None, metadata={"min": 0.0})
     sync_bn: bool = False
+    # NHWC tensors: faster convolutions, and the transformer blocks' token layout becomes a free view.
+    channels_last: bool = False
     seed: int = field(default=0, metadata={"min": 0})
     eval_interval: int = field(default=1, metadata={"min": 1, **SAFE})
     log_interval: int = field(default=50, metadata={"min": 1, **SAFE})

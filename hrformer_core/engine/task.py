@@ -56,6 +56,7 @@ class Task(ABC):
 
     def configure(self, recipe: Recipe) -> None:
         """Called once with the resolved recipe before anything else (e.g. to keep loss or eval options)."""
+        return None
 
     @abstractmethod
     def build_model(self, recipe: Recipe) -> nn.Module:

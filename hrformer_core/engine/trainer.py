@@ -50,6 +50,7 @@ from hrformer_core.engine.state import (
 from hrformer_core.engine.task import Task, get_task
 from hrformer_core.errors import DataError, TrainingError, UsageError
 from hrformer_core.utils.console import console
+from hrformer_core.utils.threads import make_fork_safe
 
 
 @dataclass
@@ -87,6 +88,7 @@ def train(
     """
     if recipe is None and resume is None:
         raise UsageError("train: give a recipe, or a run folder to resume")
+    make_fork_safe()
     info = init_distributed(device)
     try:
         return _Run(recipe, info, run_dir, resume, project).run()
@@ -185,7 +187,8 @@ class _Run:
             if self.cfg.sync_bn and self.info.world_size > 1:
                 self._log("train.sync_bn: SyncBatchNorm needs CUDA; using per-process BatchNorm on CPU")
             model = revert_sync_batchnorm(model)
-        return model.to(self.device)
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.cfg.channels_last else model
 
     def _train_loader(self, dataset: torch.utils.data.Dataset) -> tuple[DataLoader, DistributedSampler]:
         sampler = DistributedSampler(

@@ -103,6 +103,18 @@ def window_shift_mask(height: int, width: int, window: int, shift: int) -> Tenso
     return different.float() * -100.0
 
 
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+    """softmax(q kᵀ / sqrt(d) + mask) v through SDPA's fused kernels.
+
+    On CPU, SDPA has no fused kernel for a mask that needs a gradient (a learnt position bias while
+    training) and its math fallback adds masking checks; the plain formula is faster there.
+    """
+    if mask is not None and mask.requires_grad and q.device.type == "cpu":
+        scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)) + mask
+        return torch.matmul(scores.softmax(-1), v)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside non-overlapping windows (the paper's LSA).
 
@@ -149,7 +161,7 @@ class WindowAttention(nn.Module):
         qkv = self.qkv(windows).view(-1, w * w, 3, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         mask = self.attention_mask(batch, padded_h, padded_w, x)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = attention(q, k, v, mask)
         out = self.proj(out.transpose(1, 2).reshape(-1, w * w, channels))
 
         out = (

@@ -12,7 +12,7 @@ def _fold_children(parent: nn.Module) -> int:
     """Fold each BatchNorm that directly follows a conv among `parent`'s children (registration order)."""
     children = list(parent.named_children())
     folded = 0
-    for (name, conv), (next_name, follower) in zip(children, children[1:]):
+    for (name, conv), (next_name, follower) in zip(children, children[1:], strict=False):
         if not isinstance(conv, nn.Conv2d):
             continue
         bn, holder, bn_name = follower, parent, next_name

@@ -25,31 +25,37 @@ class PoseHead(nn.Module):
 
 
 class ClassificationHead(nn.Module):
-    """Bottlenecks to 128/256/512/1024 channels, strided fusion to 1/32, 2048 channels, pooling, classifier."""
+    """Bottlenecks to 128/256/512/1024 channels, strided fusion to 1/32, 2048 channels, pooling, classifier.
+
+    HRFormer's head uses depth-wise 3x3 convs in the bottlenecks and the strided fusion; `dense=True` gives
+    HRNet's classification head (full 3x3 convs), used by the HRNet counterparts of paper Table 11.
+    """
 
     head_planes = (32, 64, 128, 256)
 
-    def __init__(self, in_channels: tuple[int, ...], num_classes: int) -> None:
+    def __init__(self, in_channels: tuple[int, ...], num_classes: int, dense: bool = False) -> None:
         super().__init__()
         widths = [p * Bottleneck.expansion for p in self.head_planes]
         self.incre_modules = nn.ModuleList(
-            nn.Sequential(Bottleneck(c, p, depthwise=True))
+            nn.Sequential(Bottleneck(c, p, depthwise=not dense))
             for c, p in zip(in_channels, self.head_planes, strict=True)
         )
         self.downsamp_modules = nn.ModuleList(
-            nn.Sequential(
-                nn.Conv2d(cin, cin, 3, 2, 1, groups=cin),
-                nn.BatchNorm2d(cin, momentum=BN_MOMENTUM),
-                nn.Conv2d(cin, cout, 1),
-                nn.BatchNorm2d(cout, momentum=BN_MOMENTUM),
-                nn.ReLU(inplace=True),
-            )
-            for cin, cout in zip(widths[:-1], widths[1:], strict=True)
+            self._downsample(cin, cout, dense) for cin, cout in zip(widths[:-1], widths[1:], strict=True)
         )
         self.final_layer = nn.Sequential(
             nn.Conv2d(widths[-1], 2048, 1), nn.BatchNorm2d(2048, momentum=BN_MOMENTUM), nn.ReLU(inplace=True)
         )
         self.classifier = nn.Linear(2048, num_classes)
+
+    @staticmethod
+    def _downsample(cin: int, cout: int, dense: bool) -> nn.Sequential:
+        if dense:
+            strided: list[nn.Module] = [nn.Conv2d(cin, cout, 3, 2, 1)]
+        else:
+            strided = [nn.Conv2d(cin, cin, 3, 2, 1, groups=cin), nn.BatchNorm2d(cin, momentum=BN_MOMENTUM)]
+            strided.append(nn.Conv2d(cin, cout, 1))
+        return nn.Sequential(*strided, nn.BatchNorm2d(cout, momentum=BN_MOMENTUM), nn.ReLU(inplace=True))
 
     def forward(self, features: list[Tensor]) -> Tensor:
         y = self.incre_modules[0](features[0])

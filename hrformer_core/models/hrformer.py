@@ -7,8 +7,10 @@ updates each branch with its own blocks and exchanges information across branche
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import UsageError
 from .blocks import BN_MOMENTUM, BasicBlock, Bottleneck, HRFormerBlock, conv_bn
@@ -116,8 +118,14 @@ class HRModule(nn.Module):
             shift,
         )
 
+    grad_checkpointing = False
+
     def forward(self, xs: list[Tensor]) -> list[Tensor]:
-        xs = [branch(x) for branch, x in zip(self.branches, xs, strict=True)]
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            # Recompute each branch in the backward pass instead of storing its activations.
+            xs = [checkpoint(branch, x, use_reentrant=False) for branch, x in zip(self.branches, xs, strict=True)]
+        else:
+            xs = [branch(x) for branch, x in zip(self.branches, xs, strict=True)]
         outputs = []
         for i, row in enumerate(self.fuse_layers):
             size = tuple(xs[i].shape[-2:])
@@ -187,6 +195,12 @@ class HRFormerBackbone(nn.Module):
             offset += depths[stage - 2]
             setattr(self, f"stage{stage}", nn.Sequential(*modules))
             widths = couts
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Trade compute for memory while training: branch activations are recomputed in the backward pass."""
+        for module in self.modules():
+            if isinstance(module, HRModule):
+                module.grad_checkpointing = enable
 
     def forward(self, x: Tensor) -> list[Tensor]:
         if x.shape[-2] < MIN_INPUT_SIZE or x.shape[-1] < MIN_INPUT_SIZE:

@@ -57,7 +57,7 @@ class HRFormerModel(nn.Module):
         if config.task == "pose":
             self.head: nn.Module = PoseHead(config.channels[0], config.num_keypoints)
         elif config.task == "cls":
-            self.head = ClassificationHead(config.channels, config.num_classes)
+            self.head = ClassificationHead(config.channels, config.num_classes, dense=config.block == "basic")
         else:
             self.head = SegmentationOCRHead(
                 config.channels, config.num_classes, config.ocr_mid_channels, config.ocr_key_channels

@@ -1,0 +1,72 @@
+"""Every fast path stays within tolerance of the plain eager model (the performance work's parity test)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hrformer_core.models import create_model
+from hrformer_core.models.blocks import attention
+from hrformer_core.models.fuse import fuse_for_inference
+
+
+@pytest.fixture(scope="module")
+def model_and_input() -> tuple[torch.nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    model = create_model("hrformer-t", num_keypoints=5)
+    # Non-trivial BatchNorm statistics, so folding them is really tested.
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(4, 3, 96, 72))
+    return model.eval(), torch.randn(2, 3, 100, 76)
+
+
+def test_fused_batchnorm_matches_eager(model_and_input) -> None:
+    model, x = model_and_input
+    fused = fuse_for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), rtol=0, atol=1e-5)
+
+
+def test_channels_last_matches_eager(model_and_input) -> None:
+    model, x = model_and_input
+    with torch.no_grad():
+        expected = model(x)
+        fast = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+    model.to(memory_format=torch.contiguous_format)
+    torch.testing.assert_close(fast, expected, rtol=0, atol=1e-5)
+
+
+def test_bf16_autocast_stays_close(model_and_input) -> None:
+    model, x = model_and_input
+    with torch.no_grad():
+        expected = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = model(x).float()
+    assert (fast - expected).abs().max().item() < 0.05 * expected.abs().max().item() + 1e-3
+
+
+def test_training_attention_path_matches_sdpa() -> None:
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(6, 2, 49, 9) for _ in range(3))
+    bias = torch.randn(1, 2, 49, 49, requires_grad=True)
+    explicit = attention(q, k, v, bias)  # the CPU path taken when the bias needs a gradient
+    fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias.detach())
+    torch.testing.assert_close(explicit.detach(), fused, rtol=0, atol=1e-5)
+    explicit.sum().backward()
+    assert bias.grad is not None and bias.grad.abs().sum() > 0
+
+
+def test_grad_checkpointing_gives_the_same_gradients() -> None:
+    torch.manual_seed(0)
+    model = create_model("hrformer-t", num_keypoints=3, drop_path_rate=0.0).train()
+    x = torch.randn(2, 3, 64, 48)
+    model(x).square().mean().backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.backbone.set_grad_checkpointing(True)
+    model(x).square().mean().backward()
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
