@@ -21,13 +21,6 @@ runner = CliRunner()
 SMALL = {"num_modules": (1, 1, 1, 1)}  # hrformer-t with one module per stage: all block types, faster tracing
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def run_onnx(path: Path, x: torch.Tensor) -> list[np.ndarray]:
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -35,13 +35,6 @@ OTHER_COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def tiny_weights(tmp_path) -> Path:

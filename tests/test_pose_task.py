@@ -139,3 +139,15 @@ def test_pose_weight_decay_spares_only_position_tables() -> None:
     exempt = [names[id(p)] for g in no_decay for p in g["params"]]
     assert exempt and all("relative_position_bias_table" in n for n in exempt)
     assert np.isclose(sum(p.numel() for g in groups for p in g["params"]), 2_524_759)
+
+
+def test_two_process_training_through_torchrun(synth: Path, tmp_path: Path) -> None:
+    """`--nproc 2` re-runs itself through torch.distributed.run (gloo on CPU); rank 0 writes the run folder."""
+    args = ["train", "--recipe", "quickstart", "--project", str(tmp_path), "--nproc", "2", "--device", "cpu"]
+    result = runner.invoke(app, args + [f"data.root={synth}", "data.synthetic=false", *TINY])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "pose" / "quickstart"
+    assert (run / "weights" / "last.safetensors").is_file() and (run / "state.pt").is_file()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and "AP" in rows[0]
+    assert not (tmp_path / "pose" / "quickstart-2").exists()  # only rank 0 created a folder

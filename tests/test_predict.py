@@ -33,14 +33,6 @@ DETECTIONS = COCO_SAMPLE / "test_coco_det_AP_H_56.json"
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run several times faster on one thread than on two busy shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def require_coco_sample() -> Path:
     if not DETECTIONS.is_file():

@@ -100,15 +100,16 @@ def cache_dir() -> Path:
 
 
 @lru_cache(maxsize=8)
-def _synthetic_root(num_train: int, num_val: int, seed: int, image_size: tuple[int, int]) -> Path:
-    root = cache_dir() / f"synth-pose-{num_train}-{num_val}-s{seed}-{image_size[0]}x{image_size[1]}"
+def _synthetic_root(cache: Path, num_train: int, num_val: int, seed: int, image_size: tuple[int, int]) -> Path:
+    """Generated once per process (train and val datasets share it), then reused from the cache folder."""
+    root = cache / f"synth-pose-{num_train}-{num_val}-s{seed}-{image_size[0]}x{image_size[1]}"
     return ensure_synthetic_pose(root, num_train, num_val, seed, image_size)["root"]
 
 
 def resolve_root(data: PoseData) -> Path | None:
     if data.synthetic:
         s = data.synthetic_set
-        return _synthetic_root(s.num_train, s.num_val, s.seed, tuple(s.image_size))
+        return _synthetic_root(cache_dir(), s.num_train, s.num_val, s.seed, tuple(s.image_size))
     return Path(data.root) if data.root else None
 
 
