@@ -7,7 +7,7 @@ import torch
 
 from hrformer_core.models import create_model
 from hrformer_core.models.blocks import attention
-from hrformer_core.models.fuse import fuse_for_inference
+from hrformer_core.models.fuse import fuse_for_inference, optimize_for_inference
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +70,13 @@ def test_grad_checkpointing_gives_the_same_gradients() -> None:
     model(x).square().mean().backward()
     for name, param in model.named_parameters():
         torch.testing.assert_close(param.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_compiled_inference_matches_eager() -> None:
+    """`--compile` (predict) and `train.compile`: torch.compile gives the plain model's outputs."""
+    torch.manual_seed(0)
+    model = create_model("hrformer-t", num_keypoints=3, num_modules=(1, 1, 1, 1)).eval()
+    x = torch.randn(1, 3, 64, 48)
+    fast = optimize_for_inference(model, compile=True)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=0, atol=1e-5)

@@ -77,6 +77,9 @@ def predict(
     project: Path = typer.Option(Path("runs/predict"), "--project", help="Parent folder of the output folder."),
     name: str = typer.Option(None, "--name", help="Output folder name (default: a timestamp); never overwritten."),
     no_save: bool = typer.Option(False, "--no-save", help="Print results only; write no files."),
+    compile_model: bool = typer.Option(
+        False, "--compile", help="torch.compile the model (same outputs; slow to start, faster on long inputs)."
+    ),
 ) -> None:
     """Predict keypoints (top-down), segmentation masks or labels, with annotated copies and JSON."""
     if task is not None and task not in TASKS:
@@ -111,6 +114,7 @@ def predict(
         topk=topk,
         class_names=_class_names(class_names),
         keypoint_set=get_keypoint_set(keypoints) if keypoints else None,
+        compile=compile_model,
     )
     folder_name = name or datetime.now().strftime("%Y%m%d-%H%M%S")
     writer: PredictionWriter | None = None  # created with the first result: no empty folders for empty inputs

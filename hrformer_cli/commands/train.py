@@ -17,7 +17,7 @@ OVERRIDES_HELP = "Recipe overrides as dotted key=value, e.g. train.epochs=10 dat
 
 
 def _metrics_table(title: str, metrics: dict) -> Table:
-    table = Table(title=title)
+    table = Table(title=title, min_width=len(title) + 4)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():

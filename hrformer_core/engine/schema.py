@@ -85,6 +85,8 @@ class TrainSection:
     sync_bn: bool = False
     # NHWC tensors: faster convolutions, and the transformer blocks' token layout becomes a free view.
     channels_last: bool = False
+    # torch.compile the training step's model (same outputs; minutes of compilation first).
+    compile: bool = False
     seed: int = field(default=0, metadata={"min": 0})
     eval_interval: int = field(default=1, metadata={"min": 1, **SAFE})
     log_interval: int = field(default=50, metadata={"min": 1, **SAFE})

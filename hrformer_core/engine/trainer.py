@@ -334,12 +334,13 @@ class _Run:
         )
 
     def _wrap(self, model: nn.Module) -> nn.Module:
-        if self.info.world_size == 1:
-            return model
-        device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(
-            model, device_ids=device_ids, find_unused_parameters=self.task.find_unused_parameters
-        )
+        """The module the training steps call: DDP across processes, compiled when the recipe asks."""
+        if self.info.world_size > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DistributedDataParallel(
+                model, device_ids=device_ids, find_unused_parameters=self.task.find_unused_parameters
+            )
+        return torch.compile(model) if self.cfg.compile else model
 
     def _train_epoch(self, model: nn.Module, loader: DataLoader, epoch: int) -> tuple[dict[str, Any], bool]:
         """One pass over the loader. Returns the epoch's row and whether the time limit stopped it."""

@@ -24,6 +24,7 @@ from ..data.keypoints import COCO17, KeypointSet
 from ..data.transforms import box_xywh_to_center_scale, get_affine_matrix, normalize_image
 from ..errors import UsageError
 from ..evaluation.coco_keypoints import PersonPrediction, rescore, to_coco_results
+from ..models.fuse import optimize_for_inference
 from .detectors import BoxesFile, Detector, WholeImage, coco_image_id, keep_boxes
 from .sources import Frame, FrameStream
 from .weights import LoadedWeights, input_size_of, load_weights, parse_size
@@ -111,8 +112,9 @@ class Predictor:
         topk: int = 5,
         class_names: Sequence[str] | None = None,
         keypoint_set: KeypointSet | None = None,
+        compile: bool = False,
     ) -> None:
-        self.model = weights.model.eval()
+        self.model = optimize_for_inference(weights.model, compile, inplace=True)
         self.config = weights.config
         self.device = next(self.model.parameters()).device
         self.input_size = (
