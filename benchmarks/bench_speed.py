@@ -84,6 +84,7 @@ def median_time(fn, runs: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
+TRAIN_MODES = ("reference-style", "ours", "ours+grad-checkpointing", "ours+bf16")
 INFERENCE_MODES = ("reference-style", "eager", "channels-last", "fused+channels-last", "bf16+fused+channels-last")
 
 
@@ -135,9 +136,13 @@ def train_step_child(variant: str, mode: str, batch: int, steps: int) -> None:
     groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=5e-4, weight_decay=0.01, fused=fast, foreach=False)
 
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "ours+bf16")
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = (((model(x) - target) * weight) ** 2).mean()
+        with autocast:
+            out = model(x)
+        loss = (((out.float() - target) * weight) ** 2).mean()
         loss.backward()
         optimizer.step()
 
@@ -149,7 +154,7 @@ def train_step_child(variant: str, mode: str, batch: int, steps: int) -> None:
 
 def training(variant: str, batch: int, steps: int, threads: int) -> dict:
     rows = {}
-    for mode in ("reference-style", "ours", "ours+grad-checkpointing"):
+    for mode in TRAIN_MODES:
         code = (
             f"import sys, torch; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads({threads});"
             "from benchmarks.bench_speed import train_step_child;"
@@ -157,7 +162,7 @@ def training(variant: str, batch: int, steps: int, threads: int) -> dict:
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
         rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-    for mode in ("ours", "ours+grad-checkpointing"):
+    for mode in TRAIN_MODES[1:]:
         for key in ("seconds", "peak_rss_mb"):
             rows[mode][f"{key}_ratio"] = rows[mode][key] / rows["reference-style"][key]
     return rows
@@ -193,7 +198,8 @@ def markdown(results: dict, command: str) -> str:
         "## Training step (forward, weighted MSE, backward, AdamW), HRFormer-T, batch 8, 256x192",
         "",
         "Ours: channels-last, fused AdamW, the fused attention kernel where it applies; `ours+grad-checkpointing`"
-        " also recomputes the transformer branches in the backward pass (`model.grad_checkpointing=true`).",
+        " also recomputes the transformer branches in the backward pass (`model.grad_checkpointing=true`);"
+        " `ours+bf16` runs the forward under bf16 autocast (`train.amp=bf16`).",
         "",
         "| path | seconds | peak RSS (MB) |",
         "|---|---|---|",
@@ -202,7 +208,7 @@ def markdown(results: dict, command: str) -> str:
     for mode, row in train.items():
         lines.append(f"| {mode} | {row['seconds']:.3f} | {row['peak_rss_mb']:.0f} |")
     lines.append("")
-    for mode in ("ours", "ours+grad-checkpointing"):
+    for mode in TRAIN_MODES[1:]:
         lines.append(
             f"{mode} / reference-style: time {train[mode]['seconds_ratio']:.2f}x, "
             f"peak memory {train[mode]['peak_rss_mb_ratio']:.2f}x.  "
