@@ -113,6 +113,7 @@ def test_bad_input_exits_2_with_a_clear_message(overrides: list[str], message: s
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+    assert not (tmp_path / "pose").exists() or not any((tmp_path / "pose").iterdir())  # no half-made run folder
 
 
 def test_malformed_annotation_is_named(tmp_path: Path) -> None:

@@ -40,6 +40,12 @@ class RunDir:
         self.plot = self.path / "results.png"
         self.eval_dir = self.path / "eval"
 
+    def discard_if_unused(self) -> None:
+        """Remove a new run's folder when the run failed before writing anything but its recipe."""
+        if self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {"recipe.yaml"}:
+            self.recipe.unlink(missing_ok=True)
+            self.path.rmdir()
+
     @classmethod
     def create(cls, project: str | os.PathLike, task: str, name: str) -> RunDir:
         """A new folder `project/task/name`, or `name-2`, `name-3`, ... when taken."""

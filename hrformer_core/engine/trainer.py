@@ -48,7 +48,7 @@ from hrformer_core.engine.state import (
     weights_digest,
 )
 from hrformer_core.engine.task import Task, get_task
-from hrformer_core.errors import DataError, TrainingError, UsageError
+from hrformer_core.errors import DataError, HRFormerError, TrainingError, UsageError
 from hrformer_core.utils.console import console
 from hrformer_core.utils.threads import make_fork_safe
 
@@ -91,7 +91,13 @@ def train(
     make_fork_safe()
     info = init_distributed(device)
     try:
-        return _Run(recipe, info, run_dir, resume, project).run()
+        run = _Run(recipe, info, run_dir, resume, project)
+        try:
+            return run.run()
+        except HRFormerError:
+            if resume is None and info.is_main:
+                run.run_dir.discard_if_unused()
+            raise
     finally:
         if info.owns_group:
             cleanup()
