@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, UsageError
+from ..errors import CheckpointError
 from .config import ModelConfig
 from .registry import VARIANTS, model_config
 
@@ -194,12 +194,6 @@ def convert_state_dict(
             raise CheckpointError(f"{prefix}: incomplete q/k/v projections ({sorted(parts)})")
         new = _rename(f"{prefix}.attn.attn.qkv.{kind}", task)
         out[new] = torch.cat([parts["q"], parts["k"], parts["v"]], 0)
-    if (
-        model_name is not None
-        and model_name not in VARIANTS
-        and not model_name.startswith(("hrformer", "hrnet"))
-    ):
-        raise UsageError(f"unknown model {model_name!r}")
     config = _infer_config(out, task, naming, model_name)
     if not config.rel_pos_bias:
         tables = [k for k in out if k.endswith("relative_position_bias_table")]

@@ -117,7 +117,7 @@ def keypoint_set(data: PoseData) -> KeypointSet:
     return COCO17 if data.keypoints == "coco17" else get_keypoint_set(data.keypoints)
 
 
-def _split_paths(data: PoseData, root: Path | None, split: str, ann: str, images: str) -> dict[str, Any]:
+def _split_paths(root: Path | None, split: str, ann: str, images: str) -> dict[str, Any]:
     if root is None and not ann:
         raise UsageError(
             "data.root: no dataset given; set data.root=/path/to/coco (or the HRFORMER_COCO environment variable "
@@ -159,10 +159,10 @@ class PoseTask(Task):
         data: PoseData = recipe.data
         root = resolve_root(data)
         if train:
-            paths = _split_paths(data, root, data.train_split, data.train_ann, data.train_images)
+            paths = _split_paths(root, data.train_split, data.train_ann, data.train_images)
             boxes: dict[str, Any] = {}
         else:
-            paths = _split_paths(data, root, data.val_split, data.val_ann, data.val_images)
+            paths = _split_paths(root, data.val_split, data.val_ann, data.val_images)
             boxes = {}
             if data.val_boxes != "gt":
                 det = Path(data.val_boxes)
