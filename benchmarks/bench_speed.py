@@ -4,11 +4,12 @@
 
 The baseline ("reference-style") runs our model with the official pose code's execution pattern swapped
 into every attention: three separate q/k/v projections, the window partition through permute+contiguous
-copies on sequence-first tensors, explicit bmm + softmax with a 3-D bias add, NCHW tensors, unfused
-BatchNorm and a per-tensor AdamW. It uses the same weights and gives the same outputs (the max difference is
-reported), so the ratios isolate execution, on this machine, in this run. Each training measurement runs in
-a fresh process so its peak resident memory (VmHWM, whole process, torch import included, as in the
-reference measurement) is its own.
+copies on sequence-first tensors, explicit bmm + softmax with a 3-D bias add, PyTorch's LayerNorm, NCHW
+tensors, unfused BatchNorm, a per-tensor AdamW and the default allocator. It uses the same weights and gives
+the same outputs (the max difference is reported), so the ratios isolate execution, on this machine, in this
+run. The reference-style rows and ours run in separate fresh processes; ours set up the allocator as the
+`hrformer` command does (`reuse_freed_memory`). Peak resident memory is the process's (VmHWM, torch import
+included, as in the reference measurement).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hrformer_core.models import create_model  # noqa: E402
-from hrformer_core.models.blocks import WindowAttention  # noqa: E402
-from hrformer_core.models.fuse import fuse_for_inference  # noqa: E402
+from hrformer_core.models.blocks import ChannelLayerNorm, WindowAttention  # noqa: E402
+from hrformer_core.models.fuse import FrozenCompiled, fuse_for_inference  # noqa: E402
 from hrformer_core.utils.io import write_json, write_text  # noqa: E402
 
 INPUT_HW = (256, 192)
@@ -70,6 +71,8 @@ def build(variant: str, mode: str) -> torch.nn.Module:
         for module in model.modules():
             if isinstance(module, WindowAttention):
                 module.forward = reference_style_attention.__get__(module)
+            elif isinstance(module, ChannelLayerNorm):
+                module.__class__ = torch.nn.LayerNorm  # PyTorch's own kernels, as the reference
     return model
 
 
@@ -85,16 +88,23 @@ def median_time(fn, runs: int, warmup: int = 2) -> float:
 
 
 TRAIN_MODES = ("reference-style", "ours", "ours+grad-checkpointing", "ours+bf16")
-INFERENCE_MODES = ("reference-style", "eager", "channels-last", "fused+channels-last", "bf16+fused+channels-last")
+INFERENCE_MODES = (
+    "reference-style",
+    "eager",
+    "channels-last",
+    "fused+channels-last",
+    "compiled+fused+channels-last",
+    "bf16+fused+channels-last",
+)
 
 
-def inference(variant: str, batch: int, runs: int, with_compile: bool) -> dict:
+def inference_child(variant: str, batch: int, runs: int, modes: list[str]) -> None:
+    """Runs in a fresh process: median latency of each mode and its max difference from plain eager."""
     x = torch.randn(batch, 3, *INPUT_HW, generator=torch.Generator().manual_seed(1))
     plain = build(variant, "eager").eval()
     with torch.inference_mode():
         expected = plain(x)
     rows = {}
-    modes = INFERENCE_MODES + (("compiled+fused+channels-last",) if with_compile else ())
     for mode in modes:
         model = build(variant, mode).eval()
         inp = x
@@ -104,7 +114,7 @@ def inference(variant: str, batch: int, runs: int, with_compile: bool) -> dict:
             model = model.to(memory_format=torch.channels_last)
             inp = x.to(memory_format=torch.channels_last)
         if "compiled" in mode:
-            model = torch.compile(model)
+            model = FrozenCompiled(model)
         autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled="bf16" in mode)
 
         def run(model=model, inp=inp, autocast=autocast):
@@ -114,6 +124,24 @@ def inference(variant: str, batch: int, runs: int, with_compile: bool) -> dict:
         out = run().float()
         seconds = median_time(run, runs)
         rows[mode] = {"seconds": seconds, "max_abs_diff": float((out - expected).abs().max())}
+    print(json.dumps(rows))
+
+
+def in_child(function: str, args: tuple, threads: int, ours: bool) -> dict:
+    """Call a *_child function in a fresh process; ours also sets up the allocator as the CLI does."""
+    setup = "from hrformer_core.utils.memory import reuse_freed_memory; reuse_freed_memory();" if ours else ""
+    code = (
+        f"import sys, torch; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads({threads});{setup}"
+        f"from benchmarks.bench_speed import {function}; {function}(*{args!r})"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def inference(variant: str, batch: int, runs: int, with_compile: bool, threads: int) -> dict:
+    ours = [m for m in INFERENCE_MODES[1:] if with_compile or "compiled" not in m]
+    rows = in_child("inference_child", (variant, batch, runs, ["reference-style"]), threads, ours=False)
+    rows.update(in_child("inference_child", (variant, batch, runs, ours), threads, ours=True))
     base = rows["reference-style"]["seconds"]
     for row in rows.values():
         row["ratio_to_reference_style"] = row["seconds"] / base
@@ -153,15 +181,10 @@ def train_step_child(variant: str, mode: str, batch: int, steps: int) -> None:
 
 
 def training(variant: str, batch: int, steps: int, threads: int) -> dict:
-    rows = {}
-    for mode in TRAIN_MODES:
-        code = (
-            f"import sys, torch; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads({threads});"
-            "from benchmarks.bench_speed import train_step_child;"
-            f"train_step_child({variant!r}, {mode!r}, {batch}, {steps})"
-        )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-        rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = {
+        mode: in_child("train_step_child", (variant, mode, batch, steps), threads, ours=mode != "reference-style")
+        for mode in TRAIN_MODES
+    }
     for mode in TRAIN_MODES[1:]:
         for key in ("seconds", "peak_rss_mb"):
             rows[mode][f"{key}_ratio"] = rows[mode][key] / rows["reference-style"][key]
@@ -186,6 +209,10 @@ def markdown(results: dict, command: str) -> str:
         "",
         "## Inference latency (seconds; ratio to reference-style; max |difference| from plain eager)",
         "",
+        "`fused`: BatchNorm folded into the convs (`fuse_for_inference`); `compiled`: `torch.compile` with frozen"
+        " weights (`optimize_for_inference(compile=True)`, `hrformer predict --compile`), compile time not"
+        " included; `bf16`: bf16 autocast (outputs then differ at bf16 precision).",
+        "",
     ]
     for key, rows in results["inference"].items():
         lines += [f"### {key}", "", "| path | seconds | ratio | max abs diff |", "|---|---|---|---|"]
@@ -197,7 +224,8 @@ def markdown(results: dict, command: str) -> str:
     lines += [
         "## Training step (forward, weighted MSE, backward, AdamW), HRFormer-T, batch 8, 256x192",
         "",
-        "Ours: channels-last, fused AdamW, the fused attention kernel where it applies; `ours+grad-checkpointing`"
+        "Ours: channels-last, fused AdamW, the fused attention kernel where it applies, LayerNorm with"
+        " matrix-vector weight gradients; `ours+grad-checkpointing`"
         " also recomputes the transformer branches in the backward pass (`model.grad_checkpointing=true`);"
         " `ours+bf16` runs the forward under bf16 autocast (`train.amp=bf16`).",
         "",
@@ -224,7 +252,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--train-steps", type=int, default=5)
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes to compile on CPU)")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time the compiled model (a minute or more to compile each)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -238,7 +268,7 @@ def main() -> None:
     for variant in args.variants:
         for batch in args.batches:
             key = f"HRFormer-{variant.upper()} batch {batch}"
-            results["inference"][key] = inference(variant, batch, args.runs, args.compile)
+            results["inference"][key] = inference(variant, batch, args.runs, args.compile, args.threads)
             print(key, {m: round(r["seconds"], 3) for m, r in results["inference"][key].items()}, flush=True)
     command = "python benchmarks/bench_speed.py " + " ".join(sys.argv[1:])
     write_json(args.out / "results.json", results)

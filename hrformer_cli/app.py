@@ -6,6 +6,7 @@ import typer
 from typer.core import TyperGroup
 
 from hrformer_core.errors import HRFormerError
+from hrformer_core.utils.memory import reuse_freed_memory
 
 from .commands import convert, data, export, predict, profile, push, train
 from .output import err_console
@@ -47,6 +48,7 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Train, evaluate, run, profile and study the High-Resolution Transformer (HRFormer)."""
+    reuse_freed_memory()
 
 
 for module in (train, profile, predict, convert, export, push, data):

@@ -21,6 +21,7 @@ from hrformer_core.engine.rundir import RunDir
 from hrformer_core.errors import HRFormerError, UsageError
 from hrformer_core.utils.console import console
 from hrformer_core.utils.io import write_json
+from hrformer_core.utils.memory import reuse_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 @record
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    reuse_freed_memory()
     rank = int(os.environ.get("RANK", "0"))
     status: dict[str, Any] = {"rank": rank, "ok": False, "exit_code": 1, "error": None}
     try:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hrformer_core.models import create_model
-from hrformer_core.models.blocks import attention
+from hrformer_core.models.blocks import ChannelLayerNorm, attention
 from hrformer_core.models.fuse import fuse_for_inference, optimize_for_inference
 
 
@@ -59,6 +59,48 @@ def test_training_attention_path_matches_sdpa() -> None:
     assert bias.grad is not None and bias.grad.abs().sum() > 0
 
 
+def _layer_norm_pair(channels: int) -> tuple[ChannelLayerNorm, torch.nn.LayerNorm]:
+    torch.manual_seed(0)
+    ours, plain = ChannelLayerNorm(channels, eps=1e-6), torch.nn.LayerNorm(channels, eps=1e-6)
+    with torch.no_grad():
+        ours.weight.normal_()
+        ours.bias.normal_()
+    plain.load_state_dict(ours.state_dict())
+    return ours, plain
+
+
+@pytest.mark.parametrize("channels", [18, 72])
+def test_channel_layer_norm_matches_layer_norm(channels: int) -> None:
+    ours, plain = _layer_norm_pair(channels)
+    x = (torch.randn(2, 9, 7, channels) * 3 + 1).requires_grad_(True)
+    x_plain = x.detach().clone().requires_grad_(True)
+    grad = torch.randn_like(x)
+    out = ours(x)
+    torch.testing.assert_close(out, plain(x_plain), rtol=0, atol=0)
+    out.backward(grad)
+    plain(x_plain).backward(grad)
+    torch.testing.assert_close(x.grad, x_plain.grad, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours.weight.grad, plain.weight.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.bias.grad, plain.bias.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_channel_layer_norm_bf16_gradients_accumulate_in_float32() -> None:
+    """Under bf16 autocast the tokens reach the norm in bf16; its weight/bias gradients must stay exact sums."""
+    ours, _ = _layer_norm_pair(18)
+    x = torch.randn(2, 70, 50, 18).bfloat16().requires_grad_(True)
+    grad = torch.randn(2, 70, 50, 18).bfloat16()
+    out = ours(x)
+    assert out.dtype == torch.bfloat16
+    out.backward(grad)
+    exact = x.detach().double()
+    normalised = (exact - exact.mean(-1, keepdim=True)) / torch.sqrt(exact.var(-1, unbiased=False, keepdim=True) + 1e-6)
+    expected_weight = (grad.double() * normalised).sum((0, 1, 2))
+    assert ours.weight.grad.dtype == torch.float32
+    assert (ours.weight.grad.double() - expected_weight).abs().max() < 1e-2
+    assert (ours.bias.grad.double() - grad.double().sum((0, 1, 2))).abs().max() < 1e-2
+    assert x.grad.dtype == torch.bfloat16
+
+
 def test_grad_checkpointing_gives_the_same_gradients() -> None:
     torch.manual_seed(0)
     model = create_model("hrformer-t", num_keypoints=3, drop_path_rate=0.0).train()
@@ -80,3 +122,9 @@ def test_compiled_inference_matches_eager() -> None:
     fast = optimize_for_inference(model, compile=True)
     with torch.no_grad():
         torch.testing.assert_close(fast(x), model(x), rtol=0, atol=1e-5)
+
+
+def test_frozen_compiled_model_refuses_to_run_with_gradients() -> None:
+    model = create_model("hrformer-t", num_keypoints=3, num_modules=(1, 1, 1, 1)).eval()
+    with pytest.raises(RuntimeError, match="no_grad"):
+        optimize_for_inference(model, compile=True)(torch.randn(1, 3, 64, 48))

@@ -78,7 +78,9 @@ def predict(
     name: str = typer.Option(None, "--name", help="Output folder name (default: a timestamp); never overwritten."),
     no_save: bool = typer.Option(False, "--no-save", help="Print results only; write no files."),
     compile_model: bool = typer.Option(
-        False, "--compile", help="torch.compile the model (same outputs; slow to start, faster on long inputs)."
+        False,
+        "--compile",
+        help="torch.compile the model with frozen weights (same outputs; a minute or more to start, faster after).",
     ),
 ) -> None:
     """Predict keypoints (top-down), segmentation masks or labels, with annotated copies and JSON."""
