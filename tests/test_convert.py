@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from fixtures import reference_io, reference_state_dict
+from fixtures import reference_io, reference_state_dict, require_fixtures
 from typer.testing import CliRunner
 
 from hrformer_cli.app import app
@@ -58,7 +58,7 @@ def test_golden_segmentation_1e5() -> None:
 
 def mmpose_state_dict(stem: str) -> dict[str, torch.Tensor]:
     """The official-named fixture weights renamed and fused into mmpose 1.x keys (fixture `mmpose1_key`)."""
-    spec = json.loads((reference_io.__globals__["FIXTURES"] / f"{stem}.keys.json").read_text())["keys"]
+    spec = json.loads((require_fixtures() / f"{stem}.keys.json").read_text())["keys"]
     official = reference_state_dict(stem)
     fused: dict[str, list[tuple[int, torch.Tensor]]] = {}
     out = {}
