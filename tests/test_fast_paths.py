@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hrformer_core.models import create_model
-from hrformer_core.models.blocks import ChannelLayerNorm, attention
+from hrformer_core.models.blocks import ChannelLayerNorm, StridedDepthwiseConv2d, attention
 from hrformer_core.models.fuse import fuse_for_inference, optimize_for_inference
 
 
@@ -57,6 +57,38 @@ def test_training_attention_path_matches_sdpa() -> None:
     torch.testing.assert_close(explicit.detach(), fused, rtol=0, atol=1e-5)
     explicit.sum().backward()
     assert bias.grad is not None and bias.grad.abs().sum() > 0
+
+
+def test_bf16_training_attention_takes_the_plain_formula(monkeypatch) -> None:
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(6, 2, 49, 9, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    expected = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("bf16 training on CPU must not take SDPA's fused backward")
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", refuse)
+    out = attention(q, k, v, None)
+    torch.testing.assert_close(out.float(), expected, rtol=0, atol=2e-2)
+    out.float().sum().backward()
+    assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+def test_strided_depthwise_conv_stays_float32_under_cpu_autocast() -> None:
+    torch.manual_seed(0)
+    conv = StridedDepthwiseConv2d(8, 8, 3, 2, 1, groups=8, bias=False)
+    x = torch.randn(2, 8, 12, 10, requires_grad=True)
+    plain = torch.nn.functional.conv2d(x, conv.weight, None, 2, 1, 1, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(x.bfloat16())
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, torch.nn.functional.conv2d(x.bfloat16().float(), conv.weight, None, 2, 1, 1, 8))
+    out.sum().backward()
+    assert x.grad is not None and conv.weight.grad is not None
+    torch.testing.assert_close(conv(x), plain, rtol=0, atol=0)  # without autocast: a plain conv
+    model = create_model("hrformer-t")
+    strided = [m for m in model.modules() if isinstance(m, StridedDepthwiseConv2d)]
+    assert strided and all(m.stride == (2, 2) and m.groups == m.in_channels for m in strided)
 
 
 def _layer_norm_pair(channels: int) -> tuple[ChannelLayerNorm, torch.nn.LayerNorm]:
