@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hrformer_core.models import create_model
-from hrformer_core.models.blocks import ChannelLayerNorm, StridedDepthwiseConv2d, attention
+from hrformer_core.models.blocks import BatchNorm2d, ChannelLayerNorm, StridedDepthwiseConv2d, attention
 from hrformer_core.models.fuse import fuse_for_inference, optimize_for_inference
 
 
@@ -89,6 +89,44 @@ def test_strided_depthwise_conv_stays_float32_under_cpu_autocast() -> None:
     model = create_model("hrformer-t")
     strided = [m for m in model.modules() if isinstance(m, StridedDepthwiseConv2d)]
     assert strided and all(m.stride == (2, 2) and m.groups == m.in_channels for m in strided)
+
+
+@pytest.mark.parametrize("channels", [18, 36])
+def test_narrow_batch_norm_matches_pytorch_in_training(channels: int) -> None:
+    torch.manual_seed(0)
+    ours, theirs = BatchNorm2d(channels), torch.nn.BatchNorm2d(channels)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 1.5), ours.bias.uniform_(-0.5, 0.5)
+    theirs.load_state_dict(ours.state_dict())
+    x = (torch.randn(4, channels, 14, 10) * 3 + 2).to(memory_format=torch.channels_last)
+    grad = torch.randn_like(x)
+    results = []
+    for module in (ours, theirs):
+        inp = x.clone().requires_grad_()
+        out = module(inp)
+        out.backward(grad)
+        results.append((out, inp.grad, module.weight.grad, module.bias.grad))
+    for mine, reference in zip(*results, strict=True):
+        torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-5)
+    for key, value in theirs.state_dict().items():  # running statistics and the batch counter
+        torch.testing.assert_close(ours.state_dict()[key], value)
+    assert ours.num_batches_tracked.item() == 1
+
+
+def test_narrow_batch_norm_bf16_gradients_follow_float32() -> None:
+    torch.manual_seed(0)
+    bn = BatchNorm2d(18)
+    x = torch.randn(4, 18, 14, 10).to(memory_format=torch.channels_last)
+    grad = torch.randn_like(x)
+    expected = torch.nn.BatchNorm2d(18)
+    inp = x.clone().requires_grad_()
+    expected(inp).backward(grad)
+    low = x.bfloat16().requires_grad_()
+    out = bn(low)
+    assert out.dtype == torch.bfloat16
+    out.backward(grad.bfloat16())
+    torch.testing.assert_close(low.grad.float(), inp.grad, rtol=0, atol=0.05)
+    torch.testing.assert_close(bn.weight.grad, expected.weight.grad, rtol=0.02, atol=0.05)
 
 
 def _layer_norm_pair(channels: int) -> tuple[ChannelLayerNorm, torch.nn.LayerNorm]:

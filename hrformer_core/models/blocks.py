@@ -28,6 +28,65 @@ class DropPath(nn.Module):
         return f"rate={self.rate}"
 
 
+NARROW_CHANNELS = 36
+
+
+class _NarrowBatchNormFunction(torch.autograd.Function):
+    """Training-mode BatchNorm of a channels-last map; the backward reduces with matrix-vector products.
+
+    PyTorch's channels-last CPU backward takes 2.5-5.5 ns per value on maps of 18-36 channels (2 cores, fp32
+    and bf16); summing over the N*H*W rows as matrix-vector products in float32 takes a fifth to a half of that.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor | None,
+                running_var: Tensor | None, momentum: float, eps: float) -> Tensor:  # fmt: skip
+        out, mean, invstd = torch.native_batch_norm(x, weight, bias, running_mean, running_var, True, momentum, eps)
+        ctx.save_for_backward(x, weight, mean, invstd)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight, mean, invstd = ctx.saved_tensors
+        batch, channels, height, width = x.shape
+        centred = x.permute(0, 2, 3, 1).reshape(-1, channels).float() - mean
+        grad_rows = grad.permute(0, 2, 3, 1).reshape(-1, channels).float()
+        count = centred.shape[0]
+        ones = centred.new_ones(1, count)
+        grad_bias = torch.mm(ones, grad_rows).view(channels)
+        centred_dot = torch.mm(ones, grad_rows * centred).view(channels)  # sum of dy * (x - mean)
+        scale = weight * invstd
+        x_coefficient = -scale * invstd * invstd * centred_dot / count
+        grad_x = torch.addcmul(-scale * grad_bias / count, centred, x_coefficient).addcmul_(grad_rows, scale)
+        grad_x = grad_x.to(x.dtype).view(batch, height, width, channels).permute(0, 3, 1, 2)
+        return grad_x, centred_dot * invstd, grad_bias, None, None, None, None
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """nn.BatchNorm2d (same state, outputs and statistics) with a faster CPU training backward for channels-last
+    maps of at most 36 channels, HRFormer's narrow branches; wider maps keep PyTorch's kernel, which is faster
+    there (72 channels at 64x48, batch 8: 1.24 ms against 1.44 ms)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (
+            self.training
+            and self.affine
+            and self.track_running_stats
+            and x.device.type == "cpu"
+            and x.dim() == 4
+            and x.shape[1] <= NARROW_CHANNELS
+            and torch.is_grad_enabled()
+            and x.is_contiguous(memory_format=torch.channels_last)
+            and not torch.jit.is_tracing()
+        ):
+            self.num_batches_tracked.add_(1)
+            momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            return _NarrowBatchNormFunction.apply(
+                x, self.weight, self.bias, self.running_mean, self.running_var, momentum, self.eps
+            )
+        return super().forward(x)
+
+
 class StridedDepthwiseConv2d(nn.Conv2d):
     """A strided depth-wise conv that stays float32 under CPU autocast.
 
@@ -46,7 +105,7 @@ def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, 
     conv = StridedDepthwiseConv2d if stride > 1 and groups == cin == cout else nn.Conv2d
     return [
         conv(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=bias),
-        nn.BatchNorm2d(cout, momentum=BN_MOMENTUM),
+        BatchNorm2d(cout, momentum=BN_MOMENTUM),
     ]
 
 
@@ -59,11 +118,11 @@ class Bottleneck(nn.Module):
         super().__init__()
         cout = planes * self.expansion
         self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.bn1 = BatchNorm2d(planes, momentum=BN_MOMENTUM)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, groups=planes if depthwise else 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.bn2 = BatchNorm2d(planes, momentum=BN_MOMENTUM)
         self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(cout, momentum=BN_MOMENTUM)
+        self.bn3 = BatchNorm2d(cout, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = nn.Sequential(*conv_bn(cin, cout, 1)) if cin != cout else None
 
@@ -81,9 +140,9 @@ class BasicBlock(nn.Module):
     def __init__(self, channels: int, drop_path: float = 0.0) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels, momentum=BN_MOMENTUM)
+        self.bn1 = BatchNorm2d(channels, momentum=BN_MOMENTUM)
         self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels, momentum=BN_MOMENTUM)
+        self.bn2 = BatchNorm2d(channels, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
         self.drop_path = DropPath(drop_path)
 
@@ -118,11 +177,14 @@ class _LayerNormFunction(torch.autograd.Function):
                 grad, x, (channels,), mean, rstd, weight, bias, [True, False, False]
             )[0]
         rows = grad.view(-1, channels).to(weight.dtype)
-        normalised = torch.addcmul(-(mean * rstd), x, rstd).view(-1, channels)
-        ones = rows.new_ones(1, rows.shape[0])
-        grad_weight = torch.mm(ones, rows * normalised).view(channels)
-        grad_bias = torch.mm(ones, rows).view(channels)
-        return grad_x, grad_weight, grad_bias, None
+        count = rows.shape[0]
+        mean, rstd = mean.reshape(1, count).to(weight.dtype), rstd.reshape(1, count).to(weight.dtype)
+        # sum of dy * (x - mean) * rstd = rstd . (dy * x) - (mean * rstd) . dy: products over the rows, no
+        # normalised copy of x
+        sums = torch.mm(torch.cat([torch.ones_like(rstd), mean * rstd]), rows)
+        weighted = x.view(-1, channels).to(weight.dtype, copy=True).mul_(rows)
+        grad_weight = torch.mm(rstd, weighted).view(channels) - sums[1]
+        return grad_x, grad_weight, sums[0], None
 
 
 class ChannelLayerNorm(nn.LayerNorm):
@@ -254,16 +316,16 @@ class ConvFFN(nn.Module):
     def __init__(self, dim: int, hidden: int, depthwise: bool = True) -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.norm1 = nn.BatchNorm2d(hidden, momentum=BN_MOMENTUM)
+        self.norm1 = BatchNorm2d(hidden, momentum=BN_MOMENTUM)
         self.act1 = nn.GELU()
         if depthwise:
             self.dw3x3 = nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden)
-            self.norm2 = nn.BatchNorm2d(hidden, momentum=BN_MOMENTUM)
+            self.norm2 = BatchNorm2d(hidden, momentum=BN_MOMENTUM)
             self.act2 = nn.GELU()
         else:
             self.dw3x3 = self.norm2 = self.act2 = None
         self.fc2 = nn.Conv2d(hidden, dim, 1)
-        self.norm3 = nn.BatchNorm2d(dim, momentum=BN_MOMENTUM)
+        self.norm3 = BatchNorm2d(dim, momentum=BN_MOMENTUM)
         self.act3 = nn.GELU()
 
     def forward(self, x: Tensor) -> Tensor:
