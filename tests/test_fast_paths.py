@@ -129,6 +129,35 @@ def test_narrow_batch_norm_bf16_gradients_follow_float32() -> None:
     torch.testing.assert_close(bn.weight.grad, expected.weight.grad, rtol=0.02, atol=0.05)
 
 
+def test_training_fast_paths_give_pytorchs_gradients() -> None:
+    """The whole model with our norms against the same weights with PyTorch's BatchNorm2d and LayerNorm."""
+    import copy
+
+    torch.manual_seed(0)
+    ours = create_model("hrformer-t", drop_path_rate=0.0).train().to(memory_format=torch.channels_last)
+    plain = copy.deepcopy(ours)
+    for module in plain.modules():
+        if isinstance(module, BatchNorm2d):
+            module.__class__ = torch.nn.BatchNorm2d
+        elif isinstance(module, ChannelLayerNorm):
+            module.__class__ = torch.nn.LayerNorm
+    x = torch.randn(2, 3, 96, 72).to(memory_format=torch.channels_last)
+    target = torch.rand(2, 17, 24, 18)
+    outputs = []
+    for model in (ours, plain):
+        out = model(x)
+        ((out - target) ** 2).mean().backward()
+        outputs.append(out)
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-6)
+    largest = max(p.grad.abs().max().item() for p in plain.parameters())
+    for (name, mine), reference in zip(ours.named_parameters(), plain.parameters(), strict=True):
+        # Biases ahead of a training-mode BatchNorm have a zero gradient up to rounding: compare on the model's scale.
+        scale = max(reference.grad.abs().max().item(), 1e-3 * largest)
+        assert (mine.grad - reference.grad).abs().max().item() <= 1e-4 * scale, name
+    for (name, mine), reference in zip(ours.named_buffers(), plain.buffers(), strict=True):
+        torch.testing.assert_close(mine, reference, rtol=1e-6, atol=1e-6, msg=name)
+
+
 def _layer_norm_pair(channels: int) -> tuple[ChannelLayerNorm, torch.nn.LayerNorm]:
     torch.manual_seed(0)
     ours, plain = ChannelLayerNorm(channels, eps=1e-6), torch.nn.LayerNorm(channels, eps=1e-6)
