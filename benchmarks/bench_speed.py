@@ -232,7 +232,8 @@ def markdown(results: dict, command: str) -> str:
         "## Training step (forward, weighted MSE, backward, AdamW), HRFormer-T, batch 8, 256x192",
         "",
         "Ours: channels-last, fused AdamW, the fused attention kernel where it applies, LayerNorm with"
-        " matrix-vector weight gradients, strided depth-wise convs kept in float32 under bf16 autocast;"
+        " matrix-vector weight gradients, a matrix-vector BatchNorm backward for maps of at most 36 channels,"
+        " strided depth-wise convs kept in float32 under bf16 autocast;"
         " `ours+grad-checkpointing` also recomputes the transformer branches in the backward pass"
         " (`model.grad_checkpointing=true`); `ours+bf16` runs the forward under bf16 autocast (`train.amp=bf16`).",
         "",
