@@ -113,6 +113,37 @@ def test_narrow_batch_norm_matches_pytorch_in_training(channels: int) -> None:
     assert ours.num_batches_tracked.item() == 1
 
 
+def _weight_grad_error(module: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor, exact: torch.Tensor) -> float:
+    module(x).backward(grad)
+    return ((module.weight.grad.double() - exact).abs().max() / exact.abs().max()).item()
+
+
+def test_norm_weight_gradients_are_as_exact_as_pytorchs_for_offset_inputs() -> None:
+    """Inputs whose mean is 100x their spread. For the LayerNorm, summing dy * x before removing each token's
+    mean cancels digits (about 15x PyTorch's error); the BatchNorm's error is bounded by its batch statistics."""
+    torch.manual_seed(0)
+    tokens = torch.randn(4, 40, 30, 18) + 100
+    grad = torch.randn_like(tokens)
+    exact_tokens = tokens.double()
+    normalised = (exact_tokens - exact_tokens.mean(-1, keepdim=True)) / torch.sqrt(
+        exact_tokens.var(-1, unbiased=False, keepdim=True) + 1e-6
+    )
+    exact = (grad.double() * normalised).sum((0, 1, 2))
+    ours = _weight_grad_error(ChannelLayerNorm(18, eps=1e-6), tokens, grad, exact)
+    theirs = _weight_grad_error(torch.nn.LayerNorm(18, eps=1e-6), tokens, grad, exact)
+    assert ours <= 2 * theirs + 1e-6, (ours, theirs)
+
+    maps = tokens.permute(0, 3, 1, 2)  # channels-last (N, C, H, W): the narrow BatchNorm path
+    exact_maps = maps.double()
+    normalised = (exact_maps - exact_maps.mean((0, 2, 3), keepdim=True)) / torch.sqrt(
+        exact_maps.var((0, 2, 3), unbiased=False, keepdim=True) + 1e-5
+    )
+    exact = (grad.permute(0, 3, 1, 2).double() * normalised).sum((0, 2, 3))
+    ours = _weight_grad_error(BatchNorm2d(18), maps, grad.permute(0, 3, 1, 2), exact)
+    theirs = _weight_grad_error(torch.nn.BatchNorm2d(18), maps, grad.permute(0, 3, 1, 2), exact)
+    assert ours <= 2 * theirs + 1e-6, (ours, theirs)
+
+
 def test_narrow_batch_norm_bf16_gradients_follow_float32() -> None:
     torch.manual_seed(0)
     bn = BatchNorm2d(18)

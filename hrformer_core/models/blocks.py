@@ -178,13 +178,12 @@ class _LayerNormFunction(torch.autograd.Function):
             )[0]
         rows = grad.view(-1, channels).to(weight.dtype)
         count = rows.shape[0]
-        mean, rstd = mean.reshape(1, count).to(weight.dtype), rstd.reshape(1, count).to(weight.dtype)
-        # sum of dy * (x - mean) * rstd = rstd . (dy * x) - (mean * rstd) . dy: products over the rows, no
-        # normalised copy of x
-        sums = torch.mm(torch.cat([torch.ones_like(rstd), mean * rstd]), rows)
-        weighted = x.view(-1, channels).to(weight.dtype, copy=True).mul_(rows)
-        grad_weight = torch.mm(rstd, weighted).view(channels) - sums[1]
-        return grad_x, grad_weight, sums[0], None
+        # sum over rows of dy * (x - mean) * rstd: centred first, as the exact formula (no cancellation when a
+        # token's mean is large against its spread), then rstd as the row weights of one matrix-vector product
+        centred = x.view(-1, channels).to(weight.dtype) - mean.reshape(count, 1).to(weight.dtype)
+        grad_weight = torch.mm(rstd.reshape(1, count).to(weight.dtype), centred.mul_(rows)).view(channels)
+        grad_bias = torch.mm(rows.new_ones(1, count), rows).view(channels)
+        return grad_x, grad_weight, grad_bias, None
 
 
 class ChannelLayerNorm(nn.LayerNorm):
