@@ -4,13 +4,13 @@
 
 The baseline ("reference-style") runs our model with the official pose code's execution pattern swapped
 into every attention: three separate q/k/v projections, the window partition through permute+contiguous
-copies on sequence-first tensors, explicit bmm + softmax with a 3-D bias add, PyTorch's LayerNorm, NCHW
-tensors, unfused BatchNorm, a per-tensor AdamW and the default allocator. It uses the same weights and gives
-the same outputs (the max difference is reported), so the ratios isolate execution, on this machine, in this
-run. Like the official pose code, the model does not apply the relative position bias (the official pose
-attention leaves it out; our converter gives official pose weights `rel_pos_bias=False`); the training step is
-also timed with the bias, which our recipes and mmpose 1.x train with. The reference-style rows and ours run
-in separate fresh processes; ours set up the allocator as the
+copies on sequence-first tensors, explicit bmm + softmax with a 3-D bias add; PyTorch's own LayerNorm,
+BatchNorm and conv modules, NCHW tensors, unfused BatchNorm, a per-tensor AdamW and the default allocator.
+It uses the same weights and gives the same outputs (the max difference is reported), so the ratios isolate
+execution, on this machine, in this run. Like the official pose code, the model does not apply the relative
+position bias (the official pose attention leaves it out; our converter gives official pose weights
+`rel_pos_bias=False`); the training step is also timed with the bias, which our recipes and mmpose 1.x train
+with. The reference-style rows and ours run in separate fresh processes; ours set up the allocator as the
 `hrformer` command does (`reuse_freed_memory`). Peak resident memory is the process's (VmHWM, torch import
 included, as in the reference measurement).
 """
@@ -33,7 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hrformer_core.models import create_model  # noqa: E402
-from hrformer_core.models.blocks import ChannelLayerNorm, WindowAttention  # noqa: E402
+from hrformer_core.models.blocks import (  # noqa: E402
+    BatchNorm2d,
+    ChannelLayerNorm,
+    StridedDepthwiseConv2d,
+    WindowAttention,
+)
 from hrformer_core.models.fuse import FrozenCompiled, fuse_for_inference  # noqa: E402
 from hrformer_core.utils.io import write_json, write_text  # noqa: E402
 
@@ -76,6 +81,10 @@ def build(variant: str, mode: str, rel_pos_bias: bool = False) -> torch.nn.Modul
                 module.forward = reference_style_attention.__get__(module)
             elif isinstance(module, ChannelLayerNorm):
                 module.__class__ = torch.nn.LayerNorm  # PyTorch's own kernels, as the reference
+            elif isinstance(module, BatchNorm2d):
+                module.__class__ = torch.nn.BatchNorm2d
+            elif isinstance(module, StridedDepthwiseConv2d):
+                module.__class__ = torch.nn.Conv2d
     return model
 
 
