@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_speed import machine  # noqa: E402
-from hrformer_core.data.coco import CocoKeypoints  # noqa: E402
-from hrformer_core.data.synthetic import generate_synthetic_pose  # noqa: E402
-from hrformer_core.data.transforms import TopDownAugment  # noqa: E402
 from hrformer_core.models import create_model  # noqa: E402
+from hrformer_core.tasks.pose.coco import CocoKeypoints  # noqa: E402
+from hrformer_core.tasks.pose.synthetic import generate_synthetic_pose  # noqa: E402
+from hrformer_core.tasks.pose.transforms import TopDownAugment  # noqa: E402
 from hrformer_core.utils.io import write_json, write_text  # noqa: E402
 
 

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from .errors import HRFormerError, UsageError
-from .predict.weights import LoadedWeights, input_size_of, load_weights, parse_size
+from .models.weights import WeightsFile, parse_size
+from .tasks import load_task_model
 from .utils.io import atomic_write
 
 OPSET = 17
 TOLERANCE = 1e-4
-OUTPUT_NAMES = {"pose": ["heatmaps"], "cls": ["logits"], "seg": ["aux_logits", "logits"]}
 
 
 @dataclass
@@ -40,15 +40,15 @@ class ExportReport:
     checked_batch: int | None
 
 
-def default_output(loaded: LoadedWeights) -> Path:
+def default_output(weights: WeightsFile) -> Path:
     """Beside a local weights file (same stem); in the working folder for Hub weights."""
-    if loaded.kind == "hub":
-        return Path(loaded.source.split("/")[-1].split("@")[0] + ".onnx")
-    return loaded.path.with_suffix(".onnx")
+    if weights.kind == "hub":
+        return Path(weights.source.split("/")[-1].split("@")[0] + ".onnx")
+    return weights.path.with_suffix(".onnx")
 
 
 def export_onnx(
-    weights: str | os.PathLike | LoadedWeights,
+    weights: str | os.PathLike,
     output: str | os.PathLike | None = None,
     input_size: tuple[int, int] | str | None = None,
     dynamic_batch: bool = False,
@@ -58,15 +58,13 @@ def export_onnx(
     """Export a model to ONNX, check it with onnxruntime (when installed) and write it atomically."""
     if importlib.util.find_spec("onnx") is None:
         raise UsageError("ONNX export needs the onnx package: pip install 'hrformer[onnx]'")
-    loaded = weights if isinstance(weights, LoadedWeights) else load_weights(weights)
-    model = loaded.model.to("cpu").eval()
-    task = loaded.config.task
-    size = parse_size(input_size) if input_size is not None else input_size_of(loaded.config, loaded.metadata)
+    task, model, loaded = load_task_model(weights)
+    size = parse_size(input_size) if input_size is not None else task.default_input_size(loaded)
     path = Path(output) if output is not None else default_output(loaded)
-    names = OUTPUT_NAMES[task]
+    names = list(task.output_names(loaded))
     example = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
     axes = {name: {0: "batch"} for name in ["images", *names]} if dynamic_batch else None
-    report = ExportReport(path, task, size, dynamic_batch, opset, names, None, None)
+    report = ExportReport(path, task.name, size, dynamic_batch, opset, names, None, None)
 
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():

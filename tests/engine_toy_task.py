@@ -1,27 +1,37 @@
-"""A tiny task plug-in for the engine tests: a small conv net classifying random 8×8 images.
+"""A tiny task package for the engine tests: a small conv net classifying random 8×8 images.
 
-Its training set draws from python, numpy and torch random generators (so exact resume is really tested),
-can be poisoned with NaN images in one epoch (the NaN guard), and its validation set can report bad images.
-Importing this module registers the task as "toy"; worker processes import it through HRFORMER_PLUGINS.
+It is not an HRFormer model, so it shows what a new task needs: only its own module. It trains, evaluates
+and predicts (`hrformer predict --weights <toy run>`) through the same engine, evaluation and prediction
+paths as pose. Its training set draws from python, numpy and torch random generators (so exact resume is
+really tested), can be poisoned with NaN images in one epoch (the NaN guard), and its validation set can
+report bad images. Importing this module registers the task as "toy"; worker processes import it through
+HRFORMER_PLUGINS.
 """
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from hrformer_core.data.transforms import normalize_image
 from hrformer_core.engine.optim import weight_decay_groups
 from hrformer_core.engine.schema import DataSection, EvalSection, ModelSection
-from hrformer_core.engine.task import Task, register_task
+from hrformer_core.models.checkpoint import load_state_dict_strict
+from hrformer_core.models.weights import WeightsFile
+from hrformer_core.predict.drawing import BOX_COLOR, put_label
+from hrformer_core.predict.sources import Frame, frame_image_id
+from hrformer_core.tasks import PredictOptions, Task, register_task
 from hrformer_core.utils.io import write_json
 
 
@@ -77,6 +87,7 @@ class ToyDataset(Dataset):
 class ToyNet(nn.Module):
     def __init__(self, width: int, classes: int, dropout: float):
         super().__init__()
+        self.settings = {"width": width, "classes": classes, "dropout": dropout}
         self.conv = nn.Conv2d(3, width, 3, padding=1)
         self.bn = nn.BatchNorm2d(width)
         self.dropout = nn.Dropout(dropout)
@@ -85,6 +96,49 @@ class ToyNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.dropout(F.relu(self.bn(self.conv(x))))
         return self.fc(x.mean(dim=(2, 3)))
+
+
+@dataclass
+class ToyResult:
+    frame: Frame
+    image_id: int
+    label: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.frame.record(self.image_id), "label": self.label}
+
+    def records(self) -> list[dict[str, Any]]:
+        return [self.to_dict()]
+
+    def annotate(self) -> np.ndarray:
+        canvas = np.ascontiguousarray(self.frame.image.copy())
+        put_label(canvas, f"class {self.label}", (0, 14), BOX_COLOR)
+        return canvas
+
+    def label_maps(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def counts(self) -> dict[str, int]:
+        return {"labelled": 1}
+
+    def describe(self) -> str:
+        return f"class {self.label}"
+
+
+class ToyPredictor:
+    def __init__(self, model: nn.Module, options: PredictOptions):
+        self.model, self.input_size, self.notes = model, options.input_size, []
+
+    def summary_notes(self) -> list[str]:
+        return []
+
+    def __call__(self, frames: Iterable[Frame]) -> Iterator[ToyResult]:
+        for count, frame in enumerate(frames, 1):
+            height, width = self.input_size
+            x = torch.from_numpy(normalize_image(cv2.resize(frame.image, (width, height))))[None]
+            with torch.inference_mode():
+                label = int(self.model(x).argmax(1))
+            yield ToyResult(frame, frame_image_id(frame, count), label)
 
 
 class ToyTask(Task):
@@ -118,6 +172,20 @@ class ToyTask(Task):
 
     def param_groups(self, model: nn.Module, recipe: Any) -> list[dict[str, Any]]:
         return weight_decay_groups(model, recipe.train.optimizer.weight_decay, lambda name, p: p.ndim == 1)
+
+    def weights_metadata(self, model: nn.Module) -> dict[str, str]:
+        return {"toy_settings": json.dumps(model.settings)}
+
+    def model_from_weights(self, weights: WeightsFile) -> nn.Module:
+        model = ToyNet(**json.loads(weights.metadata["toy_settings"]))
+        load_state_dict_strict(model, weights.tensors, str(weights.path))
+        return model.eval()
+
+    def default_input_size(self, weights: WeightsFile) -> tuple[int, int]:
+        return (8, 8)
+
+    def predictor(self, model: nn.Module, weights: WeightsFile, options: PredictOptions) -> ToyPredictor:
+        return ToyPredictor(model, options)
 
 
 register_task("toy", ToyTask)

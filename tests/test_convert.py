@@ -10,9 +10,10 @@ from fixtures import reference_io, reference_state_dict, require_fixtures
 from typer.testing import CliRunner
 
 from hrformer_cli.app import app
+from hrformer_core import load_model
 from hrformer_core.errors import CheckpointError
 from hrformer_core.models import create_model
-from hrformer_core.models.checkpoint import load_model, save_model
+from hrformer_core.models.checkpoint import save_model
 from hrformer_core.models.convert import convert_state_dict, load_checkpoint_file
 from hrformer_core.models.registry import build_model
 

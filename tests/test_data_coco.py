@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from hrformer_core.data.coco import CocoKeypoints
-from hrformer_core.data.codecs import heatmap_to_image_coords
-from hrformer_core.data.keypoints import COCO17
-from hrformer_core.data.synthetic import generate_synthetic_pose
-from hrformer_core.data.transforms import TopDownAugment
 from hrformer_core.errors import DataError
+from hrformer_core.tasks.pose.coco import CocoKeypoints
+from hrformer_core.tasks.pose.codecs import heatmap_to_image_coords
+from hrformer_core.tasks.pose.keypoints import COCO17
+from hrformer_core.tasks.pose.synthetic import generate_synthetic_pose
+from hrformer_core.tasks.pose.transforms import TopDownAugment
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLE = SHARED / "data" / "coco-val-sample"
@@ -137,7 +137,8 @@ def test_unreadable_images_are_skipped_counted_and_limited(tmp_path):
     again = CocoKeypoints(ann_file=tmp_path / "test_coco.json", image_dir=tmp_path)
     assert again[bad_index]["meta"]["index"] == item["meta"]["index"]  # deterministic replacement
     fresh = CocoKeypoints(ann_file=tmp_path / "test_coco.json", image_dir=tmp_path)
-    fresh.record_skipped({"requested_index": torch.tensor([bad_index]), "index": torch.tensor([item["meta"]["index"]])})
+    meta = {"requested_index": torch.tensor([bad_index]), "index": torch.tensor([item["meta"]["index"]])}
+    fresh.record_skipped({"meta": meta})
     assert fresh.bad_images == {str(broken)}  # what a DataLoader worker saw, reported in the main process
     (tmp_path / "000000196141.jpg").write_bytes(b"")
     with pytest.raises(DataError, match=r"2 of 4 images under .* cannot be read .*at most 1"):

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from hrformer_core.data.keypoints import (
+from hrformer_core.errors import DataError, UsageError
+from hrformer_core.tasks.pose.keypoints import (
     CENTER_COLOR,
     COCO17,
     LEFT_COLOR,
@@ -15,7 +16,6 @@ from hrformer_core.data.keypoints import (
     KeypointSet,
     get_keypoint_set,
 )
-from hrformer_core.errors import DataError, UsageError
 
 
 def test_coco17_matches_the_reference_dataset_meta():

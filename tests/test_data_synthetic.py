@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from hrformer_core.data import synthetic
-from hrformer_core.data.synthetic import ensure_synthetic_pose, generate_synthetic_pose
+from hrformer_core.tasks.pose import synthetic
+from hrformer_core.tasks.pose.synthetic import ensure_synthetic_pose, generate_synthetic_pose
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from hrformer_core.data.codecs import HeatmapCodec, flip_back, heatmap_to_image_coords
-from hrformer_core.data.keypoints import COCO17
-from hrformer_core.data.transforms import (
-    IMAGENET_MEAN,
+from hrformer_core.data.transforms import IMAGENET_MEAN, affine_points, get_affine_matrix
+from hrformer_core.errors import UsageError
+from hrformer_core.tasks.pose.codecs import HeatmapCodec, flip_back, heatmap_to_image_coords
+from hrformer_core.tasks.pose.keypoints import COCO17
+from hrformer_core.tasks.pose.transforms import (
     TopDownAugment,
     TopDownTransform,
-    affine_points,
     box_xywh_to_center_scale,
-    get_affine_matrix,
     half_body_box,
 )
-from hrformer_core.errors import UsageError
 
 IN_HW, HM_HW = (256, 192), (64, 48)
 

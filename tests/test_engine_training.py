@@ -172,8 +172,13 @@ def test_evaluate_matches_training_and_checks_weights(recipe_file: Path, tmp_pat
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["metrics"]["accuracy"] == metrics["accuracy"]
     assert len(json.loads((tmp_path / "eval" / "predictions.json").read_text())) == 9
-    with pytest.raises(CheckpointError, match="weights do not match the model"):
-        evaluate(toy(recipe_file, "model.width=5"), weights, out_dir=tmp_path / "eval2")
+    # The weights describe their model: a recipe asking for another width still evaluates the trained one.
+    wider = evaluate(toy(recipe_file, "data.num_val=9", "model.width=5"), weights, out_dir=tmp_path / "eval2")
+    assert wider["accuracy"] == metrics["accuracy"]
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(Path(weights).read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated.safetensors: not a readable safetensors file"):
+        evaluate(toy(recipe_file), truncated, out_dir=tmp_path / "eval3")
 
 
 def test_bf16_autocast_on_cpu_and_gradient_clipping(recipe_file: Path, tmp_path: Path) -> None:

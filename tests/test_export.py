@@ -10,10 +10,11 @@ import torch
 from typer.testing import CliRunner
 
 from hrformer_cli.app import app
+from hrformer_core import load_model
 from hrformer_core.errors import HRFormerError
 from hrformer_core.export import export_onnx
 from hrformer_core.models import create_model
-from hrformer_core.models.checkpoint import load_model, save_model
+from hrformer_core.models.checkpoint import save_model
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx package (pip install 'hrformer[onnx]')")
 onnxruntime = pytest.importorskip("onnxruntime", reason="the parity check needs onnxruntime")

@@ -23,11 +23,13 @@ from huggingface_hub import CommitInfo, HfApi, constants, scan_cache_dir
 from typer.testing import CliRunner
 
 from hrformer_cli.app import app
+from hrformer_core import load_model
 from hrformer_core.errors import CheckpointError, HRFormerError, UsageError
-from hrformer_core.hub import model_card, parse_hub_spec, push
+from hrformer_core.hub import model_card, push
 from hrformer_core.models import create_model
-from hrformer_core.models.checkpoint import load_model, save_model
-from hrformer_core.predict.weights import load_weights
+from hrformer_core.models.checkpoint import save_model
+from hrformer_core.models.hub import parse_hub_spec
+from hrformer_core.models.weights import resolve_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -150,14 +152,14 @@ def test_round_trip_through_the_offline_cache(tiny_weights, uploads, offline_cac
     (repo,) = scan_cache_dir(offline_cache).repos  # huggingface_hub recognises the layout
     assert repo.repo_id == "org/tiny-pose" and {r.commit_hash for r in repo.revisions} == {COMMIT}
 
-    loaded = load_weights("hf://org/tiny-pose")
+    loaded = resolve_weights("hf://org/tiny-pose")
     assert loaded.kind == "hub" and loaded.hub_commit == COMMIT
     assert loaded.provenance()["hub_commit"] == COMMIT
     original = load_model(tiny_weights)
     x = torch.randn(2, 3, 64, 48)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.model(x), original(x), rtol=0, atol=0)
-    assert load_weights(f"hf://org/tiny-pose@{COMMIT}").hub_commit == COMMIT
+        torch.testing.assert_close(load_model("hf://org/tiny-pose")(x), original(x), rtol=0, atol=0)
+    assert resolve_weights(f"hf://org/tiny-pose@{COMMIT}").hub_commit == COMMIT
 
 
 def test_revisions_resolve_to_their_commit(tiny_weights, uploads, offline_cache):
@@ -177,14 +179,14 @@ def test_revisions_resolve_to_their_commit(tiny_weights, uploads, offline_cache)
         (repo / "blobs" / digest).write_bytes(data)
         (snapshot / name).symlink_to(Path("..") / ".." / "blobs" / digest)
     (repo / "refs" / "v2").write_text(OTHER_COMMIT)
-    assert load_weights("hf://org/two").config.num_keypoints == 17
-    v2 = load_weights("hf://org/two@v2")
+    assert resolve_weights("hf://org/two").config.num_keypoints == 17
+    v2 = resolve_weights("hf://org/two@v2")
     assert v2.config.num_keypoints == 5 and v2.hub_commit == OTHER_COMMIT
 
 
 def test_hub_errors_are_clear(tiny_weights, uploads, offline_cache):
     with pytest.raises(CheckpointError, match=r"hf://org/absent: .* not in the cache .*HF_HUB_OFFLINE is set"):
-        load_weights("hf://org/absent")
+        resolve_weights("hf://org/absent")
     push(tiny_weights, "org/mismatch")
     files = dict(uploads[1]["files"])
     config = json.loads(files["config.json"])
@@ -192,7 +194,7 @@ def test_hub_errors_are_clear(tiny_weights, uploads, offline_cache):
     files["config.json"] = json.dumps(config).encode()
     populate_cache(offline_cache, "org/mismatch", files, COMMIT)
     with pytest.raises(CheckpointError, match="config.json and model.safetensors describe different models"):
-        load_weights("hf://org/mismatch")
+        resolve_weights("hf://org/mismatch")
 
 
 def test_model_card_without_metrics_has_no_metrics_section():

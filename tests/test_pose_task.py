@@ -12,12 +12,12 @@ from fixtures import SHARED
 from typer.testing import CliRunner
 
 from hrformer_cli.app import app
-from hrformer_core.data.synthetic import generate_synthetic_pose
+from hrformer_core import load_model
 from hrformer_core.engine import load_recipe
 from hrformer_core.engine.evaluation import run_evaluation
-from hrformer_core.engine.task import get_task
 from hrformer_core.evaluation.coco_keypoints import evaluate_coco_keypoints
-from hrformer_core.models.checkpoint import load_model
+from hrformer_core.tasks import get_task
+from hrformer_core.tasks.pose.synthetic import generate_synthetic_pose
 
 runner = CliRunner()
 TINY = [
@@ -48,7 +48,7 @@ def gt_as_results(ann_file: Path) -> list[dict]:
 
 
 def test_ground_truth_scores_ap_one_on_synthetic_and_real(synth: Path) -> None:
-    from hrformer_core.data.keypoints import COCO17
+    from hrformer_core.tasks.pose.keypoints import COCO17
 
     ann = synth / "annotations" / "person_keypoints_val2017.json"
     assert evaluate_coco_keypoints(ann, gt_as_results(ann), COCO17.sigmas)["AP"] == pytest.approx(1.0)

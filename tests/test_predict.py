@@ -22,9 +22,12 @@ from hrformer_cli.app import app
 from hrformer_core.errors import UsageError
 from hrformer_core.models import create_model, model_config
 from hrformer_core.models.checkpoint import save_model
-from hrformer_core.predict import BoxesFile, FrameStream, LoadedWeights, Predictor, predict
+from hrformer_core.models.weights import parse_size, resolve_weights
+from hrformer_core.predict import FrameStream, predict, prepare
 from hrformer_core.predict.sources import Frame
-from hrformer_core.predict.weights import load_weights, parse_size
+from hrformer_core.tasks import PredictOptions
+from hrformer_core.tasks.pose.detectors import BoxesFile
+from hrformer_core.tasks.pose.predictor import PosePredictor
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 COCO_SAMPLE = SHARED / "data" / "coco-val-sample"
@@ -108,8 +111,10 @@ def test_keypoints_map_back_to_image_pixels(flip):
     # Boxes sized so the padded crop is exactly 48x64 pixels: one heatmap pixel = 4 image pixels.
     boxes = np.array([[x - 19.2, y - 25.6 + 6, 38.4, 51.2] for x, y in spots])
     network = BrightestPoint()
-    stub = LoadedWeights(network, "stub", Path("stub"), "safetensors")
-    predictor = Predictor(stub, detector=lambda img: (boxes, np.array([0.9, 0.8])), flip=flip, batch_size=1)
+    options = PredictOptions(
+        (64, 48), batch_size=1, flip=flip, task_options={"detector": lambda img: (boxes, np.array([0.9, 0.8]))}
+    )
+    predictor = PosePredictor(network, network.config, (64, 48), options)
 
     (result,) = list(predictor([Frame(image, Path("spots.png"), Path("spots.png"))]))
     assert result.boxes.tolist() == boxes.tolist()
@@ -153,9 +158,8 @@ def test_predict_api_on_coco_sample_with_detector_boxes(weights):
 def test_batching_does_not_change_results(weights):
     sample = require_coco_sample()
     images = sorted(sample.glob("*.jpg"))[:2]
-    loaded = load_weights(weights["pose"])
-    one = list(predict(images, loaded, boxes=BoxesFile(DETECTIONS), box_threshold=0.9, batch_size=1))
-    many = list(predict(images, loaded, boxes=BoxesFile(DETECTIONS), box_threshold=0.9, batch_size=16))
+    one = list(predict(images, weights["pose"], boxes=BoxesFile(DETECTIONS), box_threshold=0.9, batch_size=1))
+    many = list(predict(images, weights["pose"], boxes=DETECTIONS, box_threshold=0.9, batch_size=16))
     for a, b in zip(one, many, strict=True):
         np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-4)
 
@@ -263,7 +267,7 @@ def test_cli_segmentation_and_classification(weights, tmp_path):
         record = read_json(out / "json" / "scene.jpg.json")
         counts = dict(zip(*np.unique(labels, return_counts=True), strict=True))
         assert record["class_pixels"] == {str(k): int(v) for k, v in counts.items()}
-        assert record["label_png"] == "labels/scene.jpg.png"
+        assert record["labels_png"] == "labels/scene.jpg.png"
         assert cv2.imread(str(out / "vis" / "scene.jpg")).shape == (50, 90, 3)
 
     names = tmp_path / "names.txt"
@@ -338,7 +342,7 @@ def test_cli_boxes_for_other_images_warns_naming_them(weights, tmp_path):
     assert "has no boxes for 2 image(s)" in result.output
     assert "garden.png" in result.output and "holiday.png" in result.output
     run = read_json(tmp_path / "r" / "run.json")["summary"]
-    assert run["people"] == 0 and sorted(run["images_without_boxes"]) == ["garden.png", "holiday.png"]
+    assert run["people"] == 0 and "has no boxes for 2 image(s)" in run["warnings"][0]
 
 
 def test_official_pth_is_converted_on_the_fly(tmp_path):
@@ -361,12 +365,12 @@ def test_run_folder_prefers_best_weights(weights, tmp_path):
     run = tmp_path / "run"
     (run / "weights").mkdir(parents=True)
     (run / "weights" / "last.safetensors").write_bytes(weights["cls"].read_bytes())
-    assert load_weights(run).config.task == "cls"
+    assert resolve_weights(run).task == "cls"
     (run / "weights" / "best.safetensors").write_bytes(weights["pose"].read_bytes())
-    loaded = load_weights(run)
-    assert loaded.config.task == "pose" and loaded.path.name == "best.safetensors" and loaded.kind == "run"
+    loaded = resolve_weights(run)
+    assert loaded.task == "pose" and loaded.path.name == "best.safetensors" and loaded.kind == "run"
     with pytest.raises(Exception, match="run folder without weights/best.safetensors"):
-        load_weights(tmp_path)
+        resolve_weights(tmp_path)
 
 
 def test_frame_stream_is_lazy(weights, tmp_path):
@@ -374,7 +378,7 @@ def test_frame_stream_is_lazy(weights, tmp_path):
     for i in range(3):
         write_image(tmp_path / f"{i}.png", i)
     stream = FrameStream([tmp_path])
-    results = Predictor(load_weights(weights["pose"]), batch_size=1)(stream)
+    results = prepare(weights["pose"], PredictOptions(batch_size=1))(stream)
     next(results)
     assert stream.report.images == 1
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from hrformer_core.errors import DataError, UsageError
-from hrformer_core.predict.detectors import (
+from hrformer_core.predict.sources import FrameStream
+from hrformer_core.tasks.pose.detectors import (
     BoxesFile,
     CallableDetector,
     HogDetector,
@@ -20,7 +21,6 @@ from hrformer_core.predict.detectors import (
     hog_available,
     keep_boxes,
 )
-from hrformer_core.predict.sources import FrameStream
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 COCO_SAMPLE = SHARED / "data" / "coco-val-sample"

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from hrformer_core.models.checkpoint import save_state_dict
 from hrformer_core.models.convert import convert_state_dict, load_checkpoint_file
+from hrformer_core.models.heads import head_spec
 
 from ..output import console
 
@@ -25,8 +26,7 @@ def convert(
     table.add_row("source naming", report.source_naming)
     table.add_row("task", report.task)
     table.add_row("model", report.config.name)
-    outputs = "keypoints" if report.task == "pose" else "classes"
-    table.add_row(outputs, str(report.config.num_outputs))
+    table.add_row(head_spec(report.task).outputs_field.removeprefix("num_"), str(report.config.num_outputs))
     table.add_row("window sizes", ", ".join(map(str, report.config.window_sizes)))
     table.add_row("relative position bias", "on" if report.config.rel_pos_bias else "off")
     table.add_row("tensors written", str(report.mapped))

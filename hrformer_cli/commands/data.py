@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from hrformer_core.data.synthetic import generate_synthetic_pose
+from hrformer_core.tasks.pose.synthetic import generate_synthetic_pose
 
 from ..output import console
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from hrformer_core.errors import UsageError
 from hrformer_core.models import list_models
-from hrformer_core.models.config import TASKS
+from hrformer_core.models.heads import HEADS
 from hrformer_core.models.hrformer import MIN_INPUT_SIZE
 from hrformer_core.profiling import CONVENTIONS, VARIANTS, profile_model, resolve_models
 from hrformer_core.profiling.bench import DEVICES
@@ -24,7 +24,7 @@ MIB = 2**20
 
 # str Enums: typer shows the choices in --help and rejects others with exit code 2, listing them.
 Variant = Enum("Variant", {name: name for name in [*VARIANTS, "all", *list_models()]}, type=str)
-Task = Enum("Task", {name: name for name in TASKS}, type=str)
+Task = Enum("Task", {name: name for name in HEADS}, type=str)
 Device = Enum("Device", {name: name for name in DEVICES}, type=str)
 
 

@@ -66,7 +66,9 @@ def train_command(
 
 def eval_command(
     recipe: str = typer.Option(..., "--recipe", "-r", help="Recipe name or .yaml path (data and eval options)."),
-    weights: Path = typer.Option(..., "--weights", "-w", help="Weights (.safetensors) or a run folder."),
+    weights: str = typer.Option(
+        ..., "--weights", "-w", help="Our .safetensors, a run folder, an official/mmpose .pth or hf://ORG/NAME."
+    ),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
     boxes: str = typer.Option(None, "--boxes", help="Person detections (COCO results JSON), or 'gt'."),
     out: Path = typer.Option(None, "--out", help="Output folder (default: a new runs/<task>/<name>-eval)."),
@@ -77,16 +79,8 @@ def eval_command(
     overrides = list(overrides or [])
     if boxes is not None:
         overrides.append(f"data.val_boxes={boxes}")
-    if weights.is_dir():
-        for name in ("best", "last"):
-            candidate = weights / "weights" / f"{name}.safetensors"
-            if candidate.is_file():
-                weights = candidate
-                break
-        else:
-            raise UsageError(f"{weights}: no weights/best.safetensors or weights/last.safetensors in this folder")
     if _distributed(nproc, 1):
-        argv = ["eval", "--recipe", recipe, "--weights", str(weights)]
+        argv = ["eval", "--recipe", recipe, "--weights", weights]
         argv += (["--out", str(out)] if out else []) + (["--device", device] if device else []) + overrides
         raise typer.Exit(launch_torchrun(argv, nproc))
     loaded = load_recipe(recipe, overrides)

@@ -1,23 +1,29 @@
-"""The training engine shared by every task: recipes, run folders, the training loop and torchrun launch."""
+"""The training engine shared by every task: recipes, run folders, the training loop and torchrun launch.
 
-from hrformer_core.engine.distributed import launch_torchrun
-from hrformer_core.engine.evaluation import evaluate
-from hrformer_core.engine.optim import lr_at
-from hrformer_core.engine.recipes import Recipe, list_recipes, load_recipe, resume_safe_keys
-from hrformer_core.engine.task import Task, get_task, register_task
-from hrformer_core.engine.trainer import TrainResult, train
+Names are imported on first use: task packages build on `engine.schema` and `engine.optim`, and the
+loop builds on the task packages, so eager imports here would make a cycle.
+"""
 
-__all__ = [
-    "Recipe",
-    "Task",
-    "TrainResult",
-    "evaluate",
-    "get_task",
-    "launch_torchrun",
-    "list_recipes",
-    "load_recipe",
-    "lr_at",
-    "register_task",
-    "resume_safe_keys",
-    "train",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "launch_torchrun": "distributed",
+    "evaluate": "evaluation",
+    "lr_at": "optim",
+    "Recipe": "recipes",
+    "list_recipes": "recipes",
+    "load_recipe": "recipes",
+    "resume_safe_keys": "recipes",
+    "TrainResult": "trainer",
+    "train": "trainer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"hrformer_core.engine.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'hrformer_core.engine' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Multi-process training: launching torchrun, process-group set-up, and the few collectives the engine uses.
 
 Every helper also works in a single process without a process group, so the engine has one code path.
-`launch_torchrun` re-runs the training through `python -m torch.distributed.run ... -m hrformer_cli.worker`
+`launch_torchrun` re-runs the training through `python -m torch.distributed.run ... -m hrformer_core.engine.worker`
 (a real module: no generated scripts) and reports the failing rank from the status files the workers write.
 """
 
@@ -24,7 +24,7 @@ from torch import nn
 from hrformer_core.errors import UsageError
 from hrformer_core.utils.console import console
 
-WORKER_MODULE = "hrformer_cli.worker"
+WORKER_MODULE = "hrformer_core.engine.worker"
 STATUS_DIR_FLAG = "--status-dir"
 
 
@@ -167,7 +167,7 @@ def launch_torchrun(
     master_port: int | None = None,
     status_dir: Path | None = None,
 ) -> int:
-    """Run `python -m hrformer_cli.worker *argv` in `nproc` processes per node through torchrun.
+    """Run `python -m hrformer_core.engine.worker *argv` in `nproc` processes per node through torchrun.
 
     Single node uses `--standalone` (torchrun picks a free port). Returns the exit code to use: that of the
     lowest failing rank (whose one-line cause is printed), else torchrun's. Each worker writes

@@ -28,9 +28,9 @@ from hrformer_core.engine.distributed import (
 )
 from hrformer_core.engine.distributed import rank as current_rank
 from hrformer_core.engine.progress import TrainProgress
-from hrformer_core.engine.state import load_weights
-from hrformer_core.engine.task import Task, get_task
-from hrformer_core.errors import TrainingError
+from hrformer_core.errors import TrainingError, UsageError
+from hrformer_core.models.weights import resolve_weights
+from hrformer_core.tasks import Task, get_task
 from hrformer_core.utils.io import unique_dir, write_json
 from hrformer_core.utils.threads import make_fork_safe
 
@@ -129,18 +129,26 @@ def evaluate(
     project: str | os.PathLike = "runs",
     device: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate safetensors weights on the recipe's validation set (on all ranks when under torchrun).
+    """Evaluate weights (any `--weights` form) on the recipe's validation set (on all ranks under torchrun).
 
-    Writes `metrics.json` and `recipe.yaml` (and whatever the task writes) to `out_dir`, by default a new
-    folder `project/<task>/<name>-eval`. Returns the metrics on every rank.
+    The model is the one the weights describe (an official checkpoint without position bias evaluates as
+    it is); the recipe gives the data and the evaluation settings, and a one-line note says where its model
+    settings differ. Writes `metrics.json` and `recipe.yaml` (and whatever the task writes) to `out_dir`,
+    by default a new folder `project/<task>/<name>-eval`. Returns the metrics on every rank.
     """
     make_fork_safe()
     info = init_distributed(device)
     try:
         task = get_task(recipe.task)
         task.configure(recipe)
-        model = revert_sync_batchnorm(task.build_model(recipe))
-        load_weights(model, weights_path)
+        weights = resolve_weights(weights_path)
+        if weights.task != task.name:
+            raise UsageError(
+                f"--weights {weights_path}: a {weights.task} model, but the recipe {recipe.name} is for {task.name}"
+            )
+        model = revert_sync_batchnorm(task.model_from_weights(weights))
+        if info.is_main:
+            task.check_recipe_model(recipe, model, str(weights_path))
         model.to(info.device)
         dataset = task.build_val_dataset(recipe)
         folder = None

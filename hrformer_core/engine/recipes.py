@@ -31,8 +31,8 @@ from hrformer_core.engine.schema import (
     to_plain,
     unknown_key_message,
 )
-from hrformer_core.engine.task import Task, get_task, known_tasks
 from hrformer_core.errors import UsageError
+from hrformer_core.tasks import Task, get_task, known_tasks
 from hrformer_core.utils.io import write_text
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"

@@ -47,8 +47,8 @@ from hrformer_core.engine.state import (
     save_weights,
     weights_digest,
 )
-from hrformer_core.engine.task import Task, get_task
 from hrformer_core.errors import DataError, HRFormerError, TrainingError, UsageError
+from hrformer_core.tasks import Task, get_task
 from hrformer_core.utils.console import console
 from hrformer_core.utils.threads import make_fork_safe
 
@@ -228,6 +228,7 @@ class _Run:
     def run(self) -> TrainResult:
         self.model = self._build_model()
         train_set = self.task.build_train_dataset(self.recipe)
+        self.record_skipped = getattr(train_set, "record_skipped", None)
         self.val_set = self.task.build_val_dataset(self.recipe)
         loader, sampler = self._train_loader(train_set)
         steps = len(loader)
@@ -358,6 +359,8 @@ class _Run:
         names: list[str] = []
         count, stopped, lr = 0, False, self.optimizer.param_groups[0]["lr"]
         for iteration, batch in enumerate(loader, 1):
+            if self.record_skipped is not None:  # images that DataLoader workers had to replace
+                self.record_skipped(batch)
             autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()
             with autocast:
                 loss, parts = self.task.loss(model, move_to(batch, self.device))
@@ -423,6 +426,7 @@ class _Run:
         if not self.info.is_main:
             return
         meta = {"task": self.recipe.task, "recipe": self.recipe.name, "epoch": str(epoch)}
+        meta.update(self.task.weights_metadata(self.model))
         save_weights(self.model, self.run_dir.last_weights, meta)
         if improved:
             save_weights(

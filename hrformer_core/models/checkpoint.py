@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..utils.io import atomic_write
 from .config import ModelConfig
-from .registry import HRFormerModel, build_model
+from .registry import HRFormerModel
 
 CONFIG_KEY = "hrformer_config"
 FORMAT = "hrformer"
@@ -39,8 +39,8 @@ def save_state_dict(
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelConfig, dict[str, str]]:
-    """State dict, config and metadata of one of our safetensors files; clear errors for anything else."""
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; a clear error for a missing, truncated or foreign file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such weights file")
@@ -52,19 +52,21 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], M
         raise CheckpointError(
             f"{path}: not a readable safetensors file ({exc}); expected hrformer weights"
         ) from None
-    config_json = metadata.get(CONFIG_KEY)
-    if config_json is None:
-        sidecar = path.with_name("config.json")
-        if not sidecar.is_file():
-            raise CheckpointError(
-                f"{path}: no model config in the metadata nor a config.json beside it; "
-                "convert official checkpoints with `hrformer convert`"
-            )
-        config_json = sidecar.read_text(encoding="utf-8")
-    try:
-        config = ModelConfig.from_dict(json.loads(config_json))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise CheckpointError(f"{path}: malformed model config ({exc})") from None
+    return tensors, metadata
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelConfig, dict[str, str]]:
+    """State dict, config and metadata of one of our HRFormer safetensors files."""
+    from .weights import config_of  # weights.py builds on this module
+
+    path = Path(path)
+    tensors, metadata = read_safetensors(path)
+    config = config_of(path, metadata)
+    if config is None:
+        raise CheckpointError(
+            f"{path}: no model config in the metadata nor a config.json beside it; "
+            "convert official checkpoints with `hrformer convert`"
+        )
     return tensors, config, metadata
 
 
@@ -87,11 +89,3 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
     if problems:
         raise CheckpointError(f"{source}: weights do not match the model: " + "; ".join(problems))
     model.load_state_dict(state_dict, strict=True)
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> HRFormerModel:
-    """A ready model (eval mode) from one of our safetensors files."""
-    tensors, config, _ = read_checkpoint(path)
-    model = build_model(config)
-    load_state_dict_strict(model, tensors, str(path))
-    return model.to(device).eval()

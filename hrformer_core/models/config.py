@@ -7,7 +7,6 @@ from typing import Any
 
 from ..errors import UsageError
 
-TASKS = ("pose", "cls", "seg")
 BLOCK_TYPES = ("transformer", "basic")
 FUSE_UPSAMPLE_MODES = ("bilinear", "nearest")
 
@@ -43,8 +42,10 @@ class ModelConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise UsageError(f"unknown task {self.task!r}: expected one of {', '.join(TASKS)}")
+        from .heads import HEADS  # heads build from configs: imported late
+
+        if self.task not in HEADS:
+            raise UsageError(f"unknown task {self.task!r}: expected one of {', '.join(HEADS)}")
         if self.block not in BLOCK_TYPES:
             raise UsageError(f"unknown block type {self.block!r}: expected one of {', '.join(BLOCK_TYPES)}")
         if self.fuse_upsample not in FUSE_UPSAMPLE_MODES:
@@ -66,8 +67,10 @@ class ModelConfig:
 
     @property
     def num_outputs(self) -> int:
-        """Heads' output channels: keypoints for pose, classes otherwise."""
-        return self.num_keypoints if self.task == "pose" else self.num_classes
+        """The head's output channels (keypoints or classes, as its spec says)."""
+        from .heads import HEADS
+
+        return int(getattr(self, HEADS[self.task].outputs_field))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -20,10 +20,9 @@ import torch
 
 from ..errors import CheckpointError
 from .config import ModelConfig
+from .heads import HEADS
 from .registry import VARIANTS, model_config
 
-SEG_HEAD_PREFIXES = ("conv3x3.", "ocr_distri_head.", "cls_head.", "aux_head.")
-CLS_HEAD_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
 QKV = re.compile(r"^(.*)\.attn\.attn\.([qkv])_proj\.(weight|bias)$")
 
 
@@ -68,15 +67,13 @@ def unwrap_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
 
 
 def _detect_task(keys: set[str]) -> str:
-    if any(k.startswith(("keypoint_head.", "head.final_layer.")) for k in keys):
-        return "pose"
-    if any(k.startswith(SEG_HEAD_PREFIXES) for k in keys):
-        return "seg"
-    if any(k.startswith(CLS_HEAD_PREFIXES) for k in keys):
-        return "cls"
+    """The first head (in HEADS order) whose official key prefixes occur in the checkpoint."""
+    for name, spec in HEADS.items():
+        if any(k.startswith(spec.official_markers) for k in keys):
+            return name
+    markers = "; ".join(f"{name}: {', '.join(spec.official_markers)}" for name, spec in HEADS.items())
     raise CheckpointError(
-        "cannot tell the task: no pose head (keypoint_head./head.final_layer.), segmentation head (aux_head., "
-        "cls_head.) or classification head (classifier., incre_modules.) keys found; is this an HRFormer checkpoint?"
+        f"cannot tell the task: none of the heads' keys found ({markers}); is this an HRFormer checkpoint?"
     )
 
 
@@ -84,16 +81,7 @@ def _rename(key: str, task: str) -> str | None:
     """Our name for one key, or None to drop it."""
     if key.endswith("relative_position_index"):
         return None
-    if task == "pose":
-        for prefix in ("keypoint_head.", "head."):
-            if key.startswith(prefix):
-                return "head." + key[len(prefix) :]
-    elif task == "seg" and key.startswith(SEG_HEAD_PREFIXES):
-        return "head." + key
-    elif task == "cls":
-        if key.startswith(CLS_HEAD_PREFIXES):
-            return "head." + key
-        key = "backbone." + key
+    key = HEADS[task].official_rename(key)
     if not key.startswith("backbone."):
         return key  # not ours: the strict load reports it as unexpected
     key = key.replace(".attn.attn.out_proj.", ".attn.proj.").replace(".attn.attn.", ".attn.")
@@ -136,13 +124,9 @@ def _infer_config(sd: dict[str, torch.Tensor], task: str, naming: str, model_nam
         if table is not None:
             heads.append(table.shape[1])
             windows.append((int(round(table.shape[0] ** 0.5)) + 1) // 2)
-    if task == "pose":
-        num_outputs = {"num_keypoints": shape("head.final_layer.weight")[0]}
-    elif task == "seg":
-        num_outputs = {"num_classes": shape("head.cls_head.weight")[0]}
-    else:
-        num_outputs = {"num_classes": shape("head.classifier.weight")[0]}
-    rel_pos_bias = bool(heads) and not (task == "pose" and naming == "official")
+    spec = HEADS[task]
+    num_outputs = {spec.outputs_field: shape(spec.outputs_key)[0]}
+    rel_pos_bias = bool(heads) and (spec.official_applies_rel_pos_bias or naming != "official")
     options: dict[str, Any] = dict(num_outputs, rel_pos_bias=rel_pos_bias)
     if block == "transformer":
         options["ffn_dw"] = any(".ffn.dw3x3." in k for k in sd)
@@ -205,11 +189,11 @@ def convert_state_dict(
     )
     if (
         naming == "official"
-        and task == "pose"
+        and not HEADS[task].official_applies_rel_pos_bias
         and any(k.endswith("relative_position_bias_table") for k in dropped)
     ):
         report.notes.append(
-            "official pose checkpoint: its relative-position tables were never applied by the reference, so they "
+            f"official {task} checkpoint: its relative-position tables were never applied by the reference, so they "
             "are dropped and the model runs without the bias (rel_pos_bias=False)"
         )
     return out, report

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import UsageError
 from .blocks import BN_MOMENTUM, BatchNorm2d, Bottleneck, StridedDepthwiseConv2d
+from .config import ModelConfig
 
 
 def bn_relu(channels: int) -> nn.Sequential:
@@ -143,3 +149,120 @@ class SegmentationOCRHead(nn.Module):
         aux = F.interpolate(aux, size=output_size, mode="bilinear", align_corners=True)
         logits = F.interpolate(logits, size=output_size, mode="bilinear", align_corners=True)
         return aux, logits
+
+
+def _rename_prefixed(prefixes: tuple[str, ...]) -> Callable[[str], str]:
+    """Official/mmpose key -> ours for a head whose keys sit under one of `prefixes`: they go under `head.`."""
+
+    def rename(key: str) -> str:
+        for prefix in prefixes:
+            if key.startswith(prefix):
+                return "head." + key[len(prefix) :]
+        return key
+
+    return rename
+
+
+def _keep_prefix(prefixes: tuple[str, ...], backbone_unprefixed: bool = False) -> Callable[[str], str]:
+    """For heads whose keys start with their module names: `head.` in front (and `backbone.` for the rest)."""
+
+    def rename(key: str) -> str:
+        if key.startswith(prefixes):
+            return "head." + key
+        return "backbone." + key if backbone_unprefixed else key
+
+    return rename
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One task head's architecture facts, as data: the builder, the converter and the profiler read them.
+
+    A task package chooses its head by name (`ModelConfig.task`); everything else about the task (data,
+    loss, metric, decoding, drawing) lives in the package.
+    """
+
+    build: Callable[[ModelConfig], nn.Module]
+    all_branches: bool  # the head reads every branch (cls, seg) or only the highest resolution (pose)
+    outputs_field: str  # the ModelConfig field holding its output count
+    outputs_key: str  # our state-dict key whose first dimension is that count
+    defaults: dict[str, Any]  # ModelConfig defaults for this head
+    drop_path: dict[str, float]  # the official recipes' drop-path rate per variant (t, s, b)
+    output_names: tuple[str, ...]  # names of forward's outputs (ONNX export)
+    reference_input_size: tuple[int, int]  # (H, W) of the reference recipes, when the weights record none
+    paper_flops_convention: str  # the counting tool behind the paper's FLOPs for this head (profiling)
+    paper_input_size: tuple[int, int]  # (H, W) of the paper's table for this head (profiling's default)
+    profile_batch: int  # images per forward for throughput and memory
+    official_markers: tuple[str, ...]  # key prefixes that identify this head in official/mmpose checkpoints
+    official_rename: Callable[[str], str]  # official/mmpose key -> ours (before the backbone renames)
+    # The official pose code built relative-position tables but never added them (the line is commented out).
+    official_applies_rel_pos_bias: bool = True
+    takes_input_size: bool = False  # forward(features, input_hw): the head resizes to the input
+    near_zero_init: str | None = None  # a final layer started at std 0.001 (flat first outputs)
+    fvcore_counts_ffn_dropouts: bool = False  # the cls reference FFN calls two p=0 dropouts (fvcore counts them)
+    # The paper's model per variant where it is not `hrformer-<variant>` (segmentation B has window 15).
+    paper_models: dict[str, str] = field(default_factory=dict)
+
+
+SEG_HEAD_PREFIXES = ("conv3x3.", "ocr_distri_head.", "cls_head.", "aux_head.")
+CLS_HEAD_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
+
+# Ordered: the converter tries the pose markers before the classification head's `final_layer.`.
+HEADS: dict[str, HeadSpec] = {
+    "pose": HeadSpec(
+        build=lambda c: PoseHead(c.channels[0], c.num_keypoints),
+        all_branches=False,
+        outputs_field="num_keypoints",
+        outputs_key="head.final_layer.weight",
+        defaults=dict(fuse_upsample="bilinear", num_keypoints=17),
+        drop_path={"t": 0.1, "s": 0.1, "b": 0.2},  # pose T has no official recipe and takes S's
+        output_names=("heatmaps",),
+        reference_input_size=(256, 192),
+        paper_flops_convention="mmcv-syncbn",
+        paper_input_size=(256, 192),  # Table 3
+        profile_batch=8,
+        official_markers=("keypoint_head.", "head.final_layer."),
+        official_rename=_rename_prefixed(("keypoint_head.", "head.")),
+        official_applies_rel_pos_bias=False,
+        near_zero_init="final_layer",
+    ),
+    "seg": HeadSpec(
+        build=lambda c: SegmentationOCRHead(c.channels, c.num_classes, c.ocr_mid_channels, c.ocr_key_channels),
+        all_branches=True,
+        outputs_field="num_classes",
+        outputs_key="head.cls_head.weight",
+        defaults=dict(fuse_upsample="nearest", num_classes=19),
+        drop_path={"t": 0.2, "s": 0.2, "b": 0.2},
+        output_names=("aux_logits", "logits"),
+        reference_input_size=(512, 1024),
+        paper_flops_convention="fvcore",
+        paper_input_size=(1024, 1024),  # Table 5
+        profile_batch=2,  # 1024x1024 is too heavy for 8 on a CPU
+        paper_models={"b": "hrformer-b-w15"},
+        official_markers=SEG_HEAD_PREFIXES,
+        official_rename=_keep_prefix(SEG_HEAD_PREFIXES),
+        takes_input_size=True,
+    ),
+    "cls": HeadSpec(
+        build=lambda c: ClassificationHead(c.channels, c.num_classes, dense=c.block == "basic"),
+        all_branches=True,
+        outputs_field="num_classes",
+        outputs_key="head.classifier.weight",
+        defaults=dict(fuse_upsample="nearest", num_classes=1000),
+        drop_path={"t": 0.0, "s": 0.0, "b": 0.2},
+        output_names=("logits",),
+        reference_input_size=(224, 224),
+        paper_flops_convention="fvcore",
+        paper_input_size=(224, 224),  # Table 6
+        profile_batch=8,
+        official_markers=CLS_HEAD_PREFIXES,
+        official_rename=_keep_prefix(CLS_HEAD_PREFIXES, backbone_unprefixed=True),
+        fvcore_counts_ffn_dropouts=True,
+    ),
+}
+
+
+def head_spec(name: str) -> HeadSpec:
+    if name not in HEADS:
+        raise UsageError(f"unknown task {name!r}: expected one of {', '.join(HEADS)}")
+    return HEADS[name]

@@ -1,21 +1,7 @@
-"""Prediction: sources, person boxes, the batched prediction loop, outputs and weights resolution."""
+"""Prediction shared by every task: sources, the prediction loop and its output files."""
 
-from .detectors import BoxesFile, Detector, build_detector
 from .outputs import PredictionWriter
-from .runner import Predictor, PredictResult, predict
+from .runner import PredictionSession, predict, prepare
 from .sources import Frame, FrameStream
-from .weights import LoadedWeights, load_weights
 
-__all__ = [
-    "BoxesFile",
-    "Detector",
-    "Frame",
-    "FrameStream",
-    "LoadedWeights",
-    "PredictResult",
-    "PredictionWriter",
-    "Predictor",
-    "build_detector",
-    "load_weights",
-    "predict",
-]
+__all__ = ["Frame", "FrameStream", "PredictionSession", "PredictionWriter", "predict", "prepare"]

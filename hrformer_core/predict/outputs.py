@@ -1,10 +1,11 @@
 """Files of a prediction run, under one never-reused folder, mirroring the sources' relative paths.
 
 Layout: `vis/<rel>` annotated images (videos as `vis/<rel>.mp4`), `json/<rel>.json` one record per image (a
-list of frame records per video), `labels/<rel>.png` class maps for segmentation, `predictions.json` (COCO
-keypoint results for pose, the per-image records otherwise) and `run.json` (weights, Hub commit, options,
-counts). Lists that grow with the input are spooled to an anonymous temporary file and written out at the end,
-so memory stays constant however long the video or large the folder.
+list of frame records per video), `<folder>/<rel>.png` for a task's lossless per-image maps (segmentation's
+`labels/`), `predictions.json` (what each result's `records()` gives: COCO keypoint results for pose, the
+per-image records otherwise) and `run.json` (weights, Hub commit, options, counts). Lists that grow with
+the input are spooled to an anonymous temporary file and written out at the end, so memory stays constant
+however long the video or large the folder.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
-from ..data.keypoints import KeypointSet
 from ..errors import DataError
+from ..tasks import Prediction
 from ..utils.io import atomic_write, write_json
-from .runner import PredictResult
 from .sources import Frame
-from .visualize import draw_pose, draw_topk, overlay_mask
 
 VIDEO_SUFFIX = ".mp4"
 ENCODABLE = (".jpg", ".jpeg", ".png", ".bmp", ".webp", VIDEO_SUFFIX)
@@ -86,40 +85,24 @@ class _VideoOutput:
 class PredictionWriter:
     """Writes each result as it comes; `close()` writes predictions.json and run.json."""
 
-    def __init__(self, folder: Path, keypoint_set: KeypointSet, num_classes: int, kpt_threshold: float = 0.3) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.keypoint_set, self.num_classes, self.kpt_threshold = keypoint_set, num_classes, kpt_threshold
         self.predictions = JsonListSpool(folder)
         self.video: _VideoOutput | None = None
 
-    def annotate(self, result: PredictResult) -> np.ndarray:
-        image = result.frame.image
-        if result.task == "pose":
-            return draw_pose(
-                image, result.boxes, result.box_scores, result.keypoints, self.keypoint_set, self.kpt_threshold
-            )
-        if result.task == "cls":
-            return draw_topk(image, [(name, p) for _, name, p in result.topk])
-        assert result.labels is not None
-        return overlay_mask(image, result.labels, self.num_classes)
-
-    def add(self, result: PredictResult) -> None:
+    def add(self, result: Prediction) -> None:
         frame = result.frame
         record = result.to_dict()
         rel = frame.relative
-        if result.task == "seg":
-            assert result.labels is not None
-            label_path = self.folder / "labels" / _named(rel, ".png")
+        for kind, image in result.label_maps().items():
+            path = self.folder / kind / _named(rel, ".png")
             if frame.is_video:
-                label_path = self.folder / "labels" / rel / f"{frame.frame_index:06d}.png"
-            _write_image(label_path, result.labels)
-            record["label_png"] = label_path.relative_to(self.folder).as_posix()
-        if result.task == "pose":
-            for person in result.coco_results():
-                self.predictions.append(person)
-        else:
-            self.predictions.append(record)
-        annotated = self.annotate(result)
+                path = self.folder / kind / rel / f"{frame.frame_index:06d}.png"
+            _write_image(path, image)
+            record[f"{kind}_png"] = path.relative_to(self.folder).as_posix()
+        for item in result.records():
+            self.predictions.append(item)
+        annotated = result.annotate()
         if frame.is_video:
             self._video_frame(frame, record, annotated)
             return

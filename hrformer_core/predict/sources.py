@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,6 +43,27 @@ class Frame:
     @property
     def name(self) -> str:
         return self.path.name if self.path is not None else self.relative.name
+
+    def record(self, image_id: int) -> dict[str, Any]:
+        """The start of every task's per-image JSON record: where the image came from and its size."""
+        height, width = self.image.shape[:2]
+        record: dict[str, Any] = {"file_name": self.relative.as_posix(), "image_id": image_id}
+        if self.is_video:
+            record["frame"] = self.frame_index
+        record.update(width=width, height=height)
+        return record
+
+
+def coco_image_id(file_name: str) -> int | None:
+    """COCO names images by id: `000000000785.jpg` is image 785; other names have no id."""
+    stem = Path(file_name).stem
+    return int(stem) if stem.isdigit() else None
+
+
+def frame_image_id(frame: Frame, running_index: int) -> int:
+    """The image id of a numeric (COCO-style) file name, else the running index (always, for video frames)."""
+    found = None if frame.is_video else coco_image_id(frame.name)
+    return running_index if found is None else found
 
 
 @dataclass

@@ -11,32 +11,29 @@ import torch
 
 from ..errors import UsageError
 from ..models import build_model, list_models, model_config
+from ..models.heads import head_spec
 from .bench import measure_latency, measure_peak_memory, measure_throughput, resolve_device
 from .flops import CONVENTIONS, count_macs, count_params, paper_convention
 from .reference import REFERENCE_CODE_GMACS, find_paper_figure
 
 __all__ = [
-    "CONVENTIONS", "DEFAULT_BATCH", "DEFAULT_INPUT_SIZES", "VARIANTS", "count_macs", "count_params",
+    "CONVENTIONS", "VARIANTS", "count_macs", "count_params",
     "measure_latency", "measure_peak_memory", "measure_throughput", "paper_convention", "profile_model",
     "resolve_models",
 ]  # fmt: skip
 
 VARIANTS = ("t", "s", "b")
-# The paper's input sizes: pose Table 3, classification Table 6, segmentation Table 5.
-DEFAULT_INPUT_SIZES = {"pose": (256, 192), "cls": (224, 224), "seg": (1024, 1024)}
-# Images per forward for throughput and memory; 1024x1024 segmentation is too heavy for 8 on a CPU.
-DEFAULT_BATCH = {"pose": 8, "cls": 8, "seg": 2}
 LATENCY_RUNS, LATENCY_WARMUP = 10, 3
 THROUGHPUT_RUNS, THROUGHPUT_WARMUP = 5, 1
 
 
 def resolve_models(variant: str, task: str) -> list[str]:
-    """Registry names for `t`, `s`, `b`, `all` or a full model name; segmentation `b` is the paper's
-    Table 5 model, HRFormer-B with window 15."""
+    """Registry names for `t`, `s`, `b`, `all` or a full model name; a variant is the paper's model for the
+    head (segmentation `b` is Table 5's HRFormer-B with window 15)."""
     if variant == "all":
         return [name for v in VARIANTS for name in resolve_models(v, task)]
     if variant in VARIANTS:
-        return ["hrformer-b-w15" if (variant, task) == ("b", "seg") else f"hrformer-{variant}"]
+        return [head_spec(task).paper_models.get(variant, f"hrformer-{variant}")]
     if variant in list_models():
         return [variant]
     choices = ", ".join([*VARIANTS, "all", *list_models()])
@@ -58,8 +55,8 @@ def profile_model(
     """Params, GMACs under every convention and, with `speed`, latency (batch 1), throughput and peak
     memory (batch `batch`) of a randomly initialised `name` model for `task`, beside the paper's figures."""
     config = model_config(name, task)
-    input_hw = tuple(input_hw or DEFAULT_INPUT_SIZES[task])
-    batch = batch or DEFAULT_BATCH[task]
+    input_hw = tuple(input_hw or head_spec(task).paper_input_size)
+    batch = batch or head_spec(task).profile_batch
     if batch < 1:
         raise UsageError(f"batch must be at least 1, got {batch}")
     if speed:

@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..errors import UsageError
 from ..models import ModelConfig, build_model
 from ..models.blocks import ConvFFN, WindowAttention
+from ..models.heads import head_spec
 from ..models.hrformer import FuseUpsample
 
 CONVENTIONS: dict[str, str] = {
@@ -41,14 +42,11 @@ CONVENTIONS: dict[str, str] = {
     "fvcore": "the cls repo's fvcore jit counter under torch 1.7: conv, matmul, linear (+bias add), BN x4, "
     "softmax x5, add/mul/relu/dropout x1; no LN, GELU or upsample (the cls and seg papers' convention)",
 }
-PAPER_CONVENTIONS = {"pose": "mmcv-syncbn", "cls": "fvcore", "seg": "fvcore"}
 
 
 def paper_convention(task: str) -> str:
-    """The counting convention behind the paper's FLOPs for a task (see architecture notes §5)."""
-    if task not in PAPER_CONVENTIONS:
-        raise UsageError(f"unknown task {task!r}: expected one of {', '.join(PAPER_CONVENTIONS)}")
-    return PAPER_CONVENTIONS[task]
+    """The counting convention behind the paper's FLOPs for a task head (its HeadSpec says which)."""
+    return head_spec(task).paper_flops_convention
 
 
 def count_params(model: nn.Module) -> dict[str, int]:
@@ -161,7 +159,7 @@ def _fvcore_macs(model: nn.Module, x: Tensor) -> float:
     counter = _FvcoreCounter()
     handles = []
     config = getattr(model, "config", None)
-    if isinstance(config, ModelConfig) and config.task == "cls":
+    if isinstance(config, ModelConfig) and head_spec(config.task).fvcore_counts_ffn_dropouts:
         # The cls copy of the reference FFN calls a p=0 dropout after its hidden and its output activations
         # (the pose and seg copies do not); the traced graph keeps both, one count per element each.
         def ffn_dropouts(module: nn.Module, inputs: tuple[Any, ...], output: Tensor) -> None:

@@ -1,6 +1,6 @@
 """The paper's parameter and FLOP figures as data, and what the reference code measures.
 
-Paper FLOPs are MACs (G = 1e9) counted under a task-specific convention (see `flops.PAPER_CONVENTIONS`);
+Paper FLOPs are MACs (G = 1e9) counted under a task-specific convention (each head's `paper_flops_convention`);
 `REFERENCE_CODE_GMACS` holds the counts of the official code under every convention (architecture notes §5),
 which our models reproduce and which explain the paper's figures, including its one typo.
 """

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hrformer_core.data.codecs import HeatmapCodec
-from hrformer_core.data.keypoints import KeypointSet
-from hrformer_core.data.transforms import TopDownAugment, TopDownTransform, box_xywh_to_center_scale
 from hrformer_core.errors import DataError
+from hrformer_core.tasks.pose.codecs import HeatmapCodec
+from hrformer_core.tasks.pose.keypoints import KeypointSet
+from hrformer_core.tasks.pose.transforms import TopDownAugment, TopDownTransform, box_xywh_to_center_scale
 
 LAYOUT = "root/annotations/person_keypoints_{split}2017.json and root/{split}2017/"
 
@@ -115,7 +115,7 @@ class CocoKeypoints(Dataset):
     `index` (record used), `requested_index`, `image_id`, `center`, `scale` (pixels), `rotation`,
     `flip`, `box_score`, `area` (padded box area, as the reference OKS-NMS uses) and `keypoints`
     (K, 3) in image pixels (zeros for detector boxes). With DataLoader workers, call
-    `record_skipped(batch["meta"])` in the main process so `bad_images` sees every skip.
+    `record_skipped(batch)` in the main process so `bad_images` sees every skip.
     """
 
     def __init__(
@@ -298,8 +298,9 @@ class CocoKeypoints(Dataset):
             self._mark_bad(path)
         raise DataError(f"no image of {self.ann_file} under {self.image_dir} can be read")
 
-    def record_skipped(self, meta: dict[str, Any]) -> None:
+    def record_skipped(self, batch: dict[str, Any]) -> None:
         """Add to `bad_images` the images that (worker) samples of a collated batch had to skip."""
+        meta = batch["meta"]
         requested = np.asarray(meta["requested_index"]).reshape(-1)
         used = np.asarray(meta["index"]).reshape(-1)
         for req, final in zip(requested.tolist(), used.tolist(), strict=True):

@@ -1,4 +1,4 @@
-"""One torchrun process: `python -m hrformer_cli.worker {train,eval} ... --status-dir DIR [key=value ...]`.
+"""One torchrun process: `python -m hrformer_core.engine.worker {train,eval} ... --status-dir DIR [key=value ...]`.
 
 Started by `hrformer_core.engine.launch_torchrun`, not by users. Each rank runs the core train/evaluate
 and writes `DIR/rank<N>.json` (ok, exit code, one-line error, run folder, weights digest, metrics) so the
@@ -25,7 +25,7 @@ from hrformer_core.utils.memory import reuse_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hrformer_cli.worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m hrformer_core.engine.worker", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     train_args = commands.add_parser("train")
     train_args.add_argument("--recipe", help="recipe name or .yaml path (on resume: the run's own)")

@@ -20,8 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hrformer_core.data.keypoints import COCO17
 from hrformer_core.errors import DataError
+from hrformer_core.tasks.pose.keypoints import COCO17
 from hrformer_core.utils.io import atomic_write, write_json
 
 GENERATOR_VERSION = 1

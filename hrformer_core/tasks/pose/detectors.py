@@ -18,7 +18,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from ..errors import DataError, UsageError
+from hrformer_core.errors import DataError, UsageError
+from hrformer_core.predict.sources import coco_image_id
 
 Boxes = tuple[np.ndarray, np.ndarray]
 WHOLE_IMAGE = "whole-image"
@@ -155,12 +156,6 @@ class BoxesFile:
             return None
         entries = self.by_image.get(image_id, [])
         return as_boxes([b for b, _ in entries], [s for _, s in entries], str(self.path))
-
-
-def coco_image_id(file_name: str) -> int | None:
-    """COCO names images by id: `000000000785.jpg` is image 785; other names have no id."""
-    stem = Path(file_name).stem
-    return int(stem) if stem.isdigit() else None
 
 
 def _load_json_list(path: Path, expected: str) -> list[Any]:

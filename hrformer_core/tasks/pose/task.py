@@ -1,11 +1,7 @@
-"""Top-down pose estimation as an engine plug-in: COCO-style data, heatmap head, weighted MSE, COCO AP.
-
-Importing this module registers the task as "pose".
-"""
+"""Top-down pose estimation: COCO-style data, the heatmap head, weighted MSE, COCO AP, and prediction."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,20 +12,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.coco import CocoKeypoints
-from ..data.codecs import HeatmapCodec, flip_back, heatmap_to_image_coords
-from ..data.keypoints import COCO17, KeypointSet, get_keypoint_set
-from ..data.synthetic import ensure_synthetic_pose
-from ..data.transforms import TopDownAugment
-from ..engine.optim import weight_decay_groups
-from ..engine.schema import SAFE, DataSection, EvalSection, ModelSection
-from ..engine.task import Task, register_task
-from ..errors import UsageError
-from ..evaluation.coco_keypoints import evaluate_coco_keypoints, postprocess_coco
-from ..models import create_model
-from ..models.pretrained import load_pretrained_backbone
-
-CACHE_ENV = "HRFORMER_CACHE"
+from ...engine.schema import SAFE, DataSection, EvalSection, ModelSection
+from ...errors import UsageError
+from ...evaluation.coco_keypoints import evaluate_coco_keypoints, postprocess_coco
+from ...models.weights import WeightsFile
+from ..base import PredictOptions, cache_dir
+from ..common import HRFormerTask
+from .coco import CocoKeypoints
+from .inference import decode_keypoints, predict_heatmaps
+from .keypoints import COCO17, KeypointSet, get_keypoint_set
+from .predictor import PosePredictor
+from .synthetic import ensure_synthetic_pose
+from .transforms import TopDownAugment
 
 
 @dataclass
@@ -95,10 +89,6 @@ class PoseEval(EvalSection):
     keypoint_score_threshold: float = field(default=0.2, metadata={"min": 0.0, "max": 1.0})
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "hrformer"))
-
-
 @lru_cache(maxsize=8)
 def _synthetic_root(cache: Path, num_train: int, num_val: int, seed: int, image_size: tuple[int, int]) -> Path:
     """Generated once per process (train and val datasets share it), then reused from the cache folder."""
@@ -133,27 +123,31 @@ def _split_paths(root: Path | None, split: str, ann: str, images: str) -> dict[s
     return dict(root=root, split=split, ann_file=under_root(ann), image_dir=under_root(images))
 
 
-class PoseTask(Task):
+class PoseTask(HRFormerTask):
     name = "pose"
+    head = "pose"
+    description = "human pose estimation (COCO top-down)"
     primary_metric = "AP"
     data_schema = PoseData
     model_schema = PoseModel
     eval_schema = PoseEval
+    hub_pipeline_tag = "keypoint-detection"
+    predict_option_names = frozenset(
+        {"boxes", "boxes_annotations", "detector", "box_threshold", "kpt_threshold", "keypoints"}
+    )
 
-    def build_model(self, recipe: Any) -> nn.Module:
-        options: dict[str, Any] = {
-            "num_keypoints": keypoint_set(recipe.data).num_keypoints,
-            "rel_pos_bias": recipe.model.rel_pos_bias,
-            # Kept with the weights so predict and export use the training input size.
-            "extra": {"input_size": list(recipe.data.input_size)},
-        }
-        if recipe.model.drop_path_rate is not None:
-            options["drop_path_rate"] = recipe.model.drop_path_rate
-        model = create_model(recipe.model.name, task="pose", **options)
-        if recipe.model.pretrained:
-            load_pretrained_backbone(model, recipe.model.pretrained)
-        model.backbone.set_grad_checkpointing(recipe.model.grad_checkpointing)
-        return model
+    def configure(self, recipe: Any) -> None:
+        self._loss_weight = recipe.model.loss_weight
+        self._foreground_weight = recipe.model.foreground_weight
+        self._eval: PoseEval = recipe.eval
+        self._keypoints = keypoint_set(recipe.data)
+
+    def model_options(self, recipe: Any) -> dict[str, Any]:
+        options = super().model_options(recipe)
+        options["num_keypoints"] = keypoint_set(recipe.data).num_keypoints
+        # Kept with the weights so predict and export use the training input size.
+        options["extra"] = {"input_size": list(recipe.data.input_size)}
+        return options
 
     def _dataset(self, recipe: Any, train: bool) -> CocoKeypoints:
         data: PoseData = recipe.data
@@ -182,22 +176,12 @@ class PoseTask(Task):
         )
 
     def build_train_dataset(self, recipe: Any) -> CocoKeypoints:
-        self._train_dataset = self._dataset(recipe, train=True)
-        return self._train_dataset
+        return self._dataset(recipe, train=True)
 
     def build_val_dataset(self, recipe: Any) -> CocoKeypoints:
         return self._dataset(recipe, train=False)
 
-    def configure(self, recipe: Any) -> None:
-        self._loss_weight = recipe.model.loss_weight
-        self._foreground_weight = recipe.model.foreground_weight
-        self._eval: PoseEval = recipe.eval
-        self._keypoints = keypoint_set(recipe.data)
-        self._train_dataset: CocoKeypoints | None = None
-
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
-        if self._train_dataset is not None:  # images that DataLoader workers had to skip
-            self._train_dataset.record_skipped(batch["meta"])
         heatmaps = model(batch["image"]).float()
         weight = batch["target_weight"].float()[:, :, None, None]
         # Reference JointsMSELoss: mean over joints of MSE(pred * w, target * w).
@@ -213,40 +197,26 @@ class PoseTask(Task):
     @torch.no_grad()
     def predict_batch(self, model: nn.Module, batch: dict[str, Any]) -> list[dict[str, Any]]:
         images = batch["image"]
-        heatmaps = model(images).float()
-        if self._eval.flip_test:
-            flipped = model(images.flip(-1)).float()
-            heatmaps = (heatmaps + flip_back(flipped, self._keypoints.flip_pairs, self._eval.shift_heatmap)) * 0.5
+        pairs = self._keypoints.flip_pairs if self._eval.flip_test else None
+        heatmaps = predict_heatmaps(model, images, pairs, self._eval.shift_heatmap)
         meta = batch["meta"]
-        size_hw = tuple(heatmaps.shape[-2:])
-        codec = HeatmapCodec(tuple(images.shape[-2:]), size_hw)
-        coords, scores = codec.decode(heatmaps.cpu(), dark=self._eval.dark)
         center = meta["center"].cpu().numpy()
         scale = meta["scale"].cpu().numpy()
-        points = heatmap_to_image_coords(coords, center, scale, size_hw)
-        out = []
-        for i in range(len(points)):
-            out.append(
-                {
-                    "image_id": int(meta["image_id"][i]),
-                    "keypoints": np.concatenate([points[i], scores[i][:, None]], axis=1).astype(np.float64),
-                    "center": center[i],
-                    "scale": scale[i],
-                    "area": float(scale[i][0] * scale[i][1]),
-                    "box_score": float(meta["box_score"][i]),
-                    "box": np.array(
-                        [
-                            center[i][0] - scale[i][0] / 2,
-                            center[i][1] - scale[i][1] / 2,
-                            scale[i][0],
-                            scale[i][1],
-                        ]
-                    ),
-                }
-            )
-        return out
+        keypoints = decode_keypoints(heatmaps, tuple(images.shape[-2:]), center, scale, dark=self._eval.dark)
+        return [
+            {
+                "image_id": int(meta["image_id"][i]),
+                "keypoints": keypoints[i],
+                "center": center[i],
+                "scale": scale[i],
+                "area": float(scale[i][0] * scale[i][1]),
+                "box_score": float(meta["box_score"][i]),
+                "box": np.array([*(center[i] - scale[i] / 2), *scale[i]]),
+            }
+            for i in range(len(keypoints))
+        ]
 
-    def compute_metrics(self, predictions: Sequence[dict[str, Any]], dataset: Any, out_dir: Path) -> dict[str, float]:
+    def compute_metrics(self, predictions: Sequence[dict[str, Any]], dataset: Any, out_dir: Path) -> dict[str, Any]:
         sigmas = dataset.keypoint_set.sigmas
         results = postprocess_coco(
             list(predictions),
@@ -257,11 +227,5 @@ class PoseTask(Task):
         )
         return evaluate_coco_keypoints(dataset.ann_file, results, sigmas, out_dir=out_dir)
 
-    def param_groups(self, model: nn.Module, recipe: Any) -> list[dict[str, Any]]:
-        # The reference's only exemption: no weight decay on the relative-position tables.
-        return weight_decay_groups(
-            model, recipe.train.optimizer.weight_decay, lambda name, _: "relative_position_bias_table" in name
-        )
-
-
-register_task("pose", PoseTask)
+    def predictor(self, model: nn.Module, weights: WeightsFile, options: PredictOptions) -> PosePredictor:
+        return PosePredictor(model, weights.config, options.input_size, options)

@@ -1,0 +1,112 @@
+"""What the three HRFormer tasks share: models from weights files, the recipe-vs-weights check, pretrained
+backbones and the reference's weight-decay exemption. A task with its own kind of model (the engine tests'
+toy task) subclasses `Task` directly instead."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import nn
+
+from ..engine.optim import weight_decay_groups
+from ..errors import UsageError
+from ..models import ModelConfig, create_model, model_config
+from ..models.heads import head_spec
+from ..models.pretrained import load_pretrained_backbone
+from ..models.weights import WeightsFile, hrformer_model, input_size_of
+from ..utils.console import console
+from .base import Task
+
+# ModelConfig fields that decide the architecture (what a recipe and a weights file can disagree on).
+ARCHITECTURE_FIELDS = (
+    "name", "channels", "num_heads", "num_modules", "num_blocks", "window_sizes", "mlp_ratio", "block",
+    "ffn_dw", "shifted_windows", "rel_pos_bias", "fuse_upsample", "num_keypoints", "num_classes",
+)  # fmt: skip
+
+
+class HRFormerTask(Task):
+    """A task whose model is an HRFormer (or HRNet) backbone with the head `head` names."""
+
+    head: ClassVar[str]
+
+    def model_options(self, recipe: Any) -> dict[str, Any]:
+        """ModelConfig overrides from the recipe (outputs, options, what to keep in `extra`)."""
+        options: dict[str, Any] = {}
+        for key in ("rel_pos_bias", "window_sizes", "ffn_dw", "shifted_windows"):
+            value = getattr(recipe.model, key, None)
+            if value is not None:
+                options[key] = tuple(value) if isinstance(value, list) else value
+        if getattr(recipe.model, "drop_path_rate", None) is not None:
+            options["drop_path_rate"] = recipe.model.drop_path_rate
+        return options
+
+    def recipe_model_config(self, recipe: Any) -> ModelConfig:
+        return model_config(recipe.model.name, self.head, **self.model_options(recipe))
+
+    def build_model(self, recipe: Any) -> nn.Module:
+        model = create_model(recipe.model.name, task=self.head, **self.model_options(recipe))
+        if recipe.model.pretrained:
+            load_pretrained_backbone(model, recipe.model.pretrained)
+        model.backbone.set_grad_checkpointing(getattr(recipe.model, "grad_checkpointing", False))
+        return model
+
+    def model_from_weights(self, weights: WeightsFile) -> nn.Module:
+        return hrformer_model(weights)
+
+    def check_recipe_model(self, recipe: Any, model: nn.Module, source: str) -> None:
+        wanted = self.recipe_model_config(recipe)
+        have = model.config
+        differences = [
+            f"{key}={_show(getattr(have, key))} (recipe: {_show(getattr(wanted, key))})"
+            for key in ARCHITECTURE_FIELDS
+            if getattr(have, key) != getattr(wanted, key)
+        ]
+        if differences:
+            console.print(
+                f"note: {source} is a different model from the recipe's: {', '.join(differences)}; "
+                "the weights' model is used (the recipe's data and evaluation settings still apply)",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    def output_names(self, weights: WeightsFile) -> tuple[str, ...]:
+        return head_spec(self.head).output_names
+
+    def default_input_size(self, weights: WeightsFile) -> tuple[int, int]:
+        return input_size_of(weights.config, weights.metadata)
+
+    def param_groups(self, model: nn.Module, recipe: Any) -> list[dict[str, Any]]:
+        # The reference's exemption: no weight decay on the relative-position tables.
+        return weight_decay_groups(
+            model, recipe.train.optimizer.weight_decay, lambda name, _: "relative_position_bias_table" in name
+        )
+
+
+def _show(value: Any) -> str:
+    return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+class InferenceOnlyTask(HRFormerTask):
+    """A task whose models predict, profile, convert, export and push, but whose training data, loss and
+    metric are not in this version: training and evaluation say so in one line."""
+
+    def _not_trainable(self) -> UsageError:
+        return UsageError(
+            f"task {self.name}: training and evaluation are not available in this version "
+            "(predict, profile, convert, export and push work with its models)"
+        )
+
+    def build_train_dataset(self, recipe: Any) -> Any:
+        raise self._not_trainable()
+
+    def build_val_dataset(self, recipe: Any) -> Any:
+        raise self._not_trainable()
+
+    def loss(self, model: nn.Module, batch: Any) -> Any:
+        raise self._not_trainable()
+
+    def predict_batch(self, model: nn.Module, batch: Any) -> list[Any]:
+        raise self._not_trainable()
+
+    def compute_metrics(self, predictions: Any, dataset: Any, out_dir: Any) -> dict[str, Any]:
+        raise self._not_trainable()

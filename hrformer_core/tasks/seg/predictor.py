@@ -1,0 +1,135 @@
+"""Segmentation on user images: the whole image resized to the input size, or overlapping windows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...data.transforms import normalize_image
+from ...errors import UsageError
+from ...models import ModelConfig
+from ...predict.sources import Frame, frame_image_id
+from ..base import PredictOptions
+from .draw import overlay_mask
+
+SEG_MODES = ("whole", "slide")
+
+
+@dataclass
+class SegResult:
+    """One image's class map."""
+
+    frame: Frame
+    image_id: int
+    labels: np.ndarray  # (H, W) class per pixel
+    num_classes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        record = self.frame.record(self.image_id)
+        ids, counts = np.unique(self.labels, return_counts=True)
+        record["class_pixels"] = {str(int(i)): int(c) for i, c in zip(ids, counts, strict=True)}
+        return record
+
+    def records(self) -> list[dict[str, Any]]:
+        return [self.to_dict()]
+
+    def annotate(self) -> np.ndarray:
+        return overlay_mask(self.frame.image, self.labels, self.num_classes)
+
+    def label_maps(self) -> dict[str, np.ndarray]:
+        return {"labels": self.labels}
+
+    def counts(self) -> dict[str, int]:
+        return {}
+
+    def describe(self) -> str:
+        return f"{len(np.unique(self.labels))} classes present"
+
+
+class SegPredictor:
+    def __init__(
+        self, model: nn.Module, config: ModelConfig, input_size: tuple[int, int], options: PredictOptions
+    ) -> None:
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.input_size = input_size
+        self.batch_size = options.batch_size
+        self.num_classes = config.num_classes
+        self.mode = options.task_options.get("seg_mode", "whole")
+        if self.mode not in SEG_MODES:
+            raise UsageError(f"--seg-mode {self.mode!r}: expected one of {', '.join(SEG_MODES)}")
+        self.notes: list[str] = []
+        self._count = 0
+
+    def summary_notes(self) -> list[str]:
+        return []
+
+    def __call__(self, frames: Iterable[Frame]) -> Iterator[SegResult]:
+        if self.mode == "slide":
+            for frame in frames:
+                yield self._result(frame, self._segment_sliding(frame.image))
+            return
+        batch: list[Frame] = []
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) == self.batch_size:
+                yield from self._segment_whole(batch)
+                batch = []
+        yield from self._segment_whole(batch)
+
+    def _result(self, frame: Frame, labels: np.ndarray) -> SegResult:
+        self._count += 1
+        return SegResult(frame, frame_image_id(frame, self._count), labels, self.num_classes)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            _, logits = self.model(x.to(self.device))
+        return logits.float().cpu()
+
+    def _segment_whole(self, frames: list[Frame]) -> Iterator[SegResult]:
+        if not frames:
+            return
+        height, width = self.input_size
+        resized = [cv2.resize(f.image, (width, height), interpolation=cv2.INTER_LINEAR) for f in frames]
+        logits = self._logits(torch.from_numpy(np.stack([normalize_image(i) for i in resized])))
+        for frame, frame_logits in zip(frames, logits, strict=True):
+            full = F.interpolate(frame_logits[None], size=frame.image.shape[:2], mode="bilinear", align_corners=False)
+            yield self._result(frame, _to_labels(full[0]))
+
+    def _segment_sliding(self, image: np.ndarray) -> np.ndarray:
+        """Average logits of input-size windows with a 2/3 stride (images smaller than a window are padded)."""
+        win_h, win_w = self.input_size
+        height, width = image.shape[:2]
+        padded = normalize_image(image)
+        padded = np.pad(padded, ((0, 0), (0, max(0, win_h - height)), (0, max(0, win_w - width))))
+        full_h, full_w = padded.shape[1:]
+        windows = [(t, left) for t in _window_starts(full_h, win_h) for left in _window_starts(full_w, win_w)]
+        total = torch.zeros(self.num_classes, full_h, full_w)
+        counts = torch.zeros(1, full_h, full_w)
+        for start in range(0, len(windows), self.batch_size):
+            chunk = windows[start : start + self.batch_size]
+            x = torch.from_numpy(np.stack([padded[:, t : t + win_h, left : left + win_w] for t, left in chunk]))
+            for (t, left), window_logits in zip(chunk, self._logits(x), strict=True):
+                total[:, t : t + win_h, left : left + win_w] += window_logits
+                counts[:, t : t + win_h, left : left + win_w] += 1
+        return _to_labels((total / counts)[:, :height, :width])
+
+
+def _window_starts(length: int, window: int) -> list[int]:
+    stride = max(1, window * 2 // 3)
+    starts = list(range(0, max(length - window, 0) + 1, stride))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    return starts
+
+
+def _to_labels(logits: torch.Tensor) -> np.ndarray:
+    labels = logits.argmax(0).cpu().numpy()
+    return labels.astype(np.uint8 if logits.shape[0] <= 256 else np.uint16)
