@@ -33,13 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hrformer_core.models import create_model  # noqa: E402
-from hrformer_core.models.blocks import (  # noqa: E402
-    BatchNorm2d,
-    ChannelLayerNorm,
-    StridedDepthwiseConv2d,
-    WindowAttention,
-)
+from hrformer_core.models.blocks import StridedDepthwiseConv2d, WindowAttention  # noqa: E402
 from hrformer_core.models.fuse import FrozenCompiled, fuse_for_inference  # noqa: E402
+from hrformer_core.models.norms import MatVecBatchNorm2d, MatVecLayerNorm  # noqa: E402
 from hrformer_core.utils.io import write_json, write_text  # noqa: E402
 
 INPUT_HW = (256, 192)
@@ -79,9 +75,9 @@ def build(variant: str, mode: str, rel_pos_bias: bool = False) -> torch.nn.Modul
         for module in model.modules():
             if isinstance(module, WindowAttention):
                 module.forward = reference_style_attention.__get__(module)
-            elif isinstance(module, ChannelLayerNorm):
+            elif isinstance(module, MatVecLayerNorm):
                 module.__class__ = torch.nn.LayerNorm  # PyTorch's own kernels, as the reference
-            elif isinstance(module, BatchNorm2d):
+            elif isinstance(module, MatVecBatchNorm2d):
                 module.__class__ = torch.nn.BatchNorm2d
             elif isinstance(module, StridedDepthwiseConv2d):
                 module.__class__ = torch.nn.Conv2d

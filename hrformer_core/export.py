@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from .errors import HRFormerError, UsageError
-from .models.weights import WeightsFile, parse_size
+from .models.weights import WeightsFile
 from .tasks import load_task_model
 from .utils.io import atomic_write
+from .utils.sizes import parse_size
 
 OPSET = 17
 TOLERANCE = 1e-4

@@ -133,13 +133,17 @@ def test_unreadable_images_are_skipped_counted_and_limited(tmp_path):
     bad_index = next(i for i in range(len(ds)) if ds.image_path(i) == broken)
     item = ds[bad_index]
     assert item["meta"]["index"] != bad_index and ds.image_path(item["meta"]["index"]) != broken
-    assert ds.bad_images == {str(broken)}
+    assert set(ds.bad_images) == {str(broken)}
     again = CocoKeypoints(ann_file=tmp_path / "test_coco.json", image_dir=tmp_path)
     assert again[bad_index]["meta"]["index"] == item["meta"]["index"]  # deterministic replacement
     fresh = CocoKeypoints(ann_file=tmp_path / "test_coco.json", image_dir=tmp_path)
-    meta = {"requested_index": torch.tensor([bad_index]), "index": torch.tensor([item["meta"]["index"]])}
+    meta = {
+        "requested_index": torch.tensor([bad_index]),
+        "index": torch.tensor([item["meta"]["index"]]),
+        "readable": torch.tensor([True]),
+    }
     fresh.record_skipped({"meta": meta})
-    assert fresh.bad_images == {str(broken)}  # what a DataLoader worker saw, reported in the main process
+    assert set(fresh.bad_images) == {str(broken)}  # what a DataLoader worker saw, reported in the main process
     (tmp_path / "000000196141.jpg").write_bytes(b"")
     with pytest.raises(DataError, match=r"2 of 4 images under .* cannot be read .*at most 1"):
         for i in range(len(ds)):

@@ -1,4 +1,4 @@
-"""The synthetic people set: determinism, valid COCO files, facing-based left/right, caching."""
+"""The synthetic people set: determinism, valid COCO files, facing-based left/right, caching, lone figures."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_detection_results_format(mini):
 def _figures(count):
     views = []
     for i in range(count):
-        fig, look = synthetic._sample_figure(np.random.default_rng([9, i]))
+        fig, look = synthetic.sample_figure(np.random.default_rng([9, i]))
         view = "side" if fig.far_side else ("front" if fig.labelled[0] and fig.labelled[1] else "back")
         views.append((view, fig, look))
     return views
@@ -96,12 +96,10 @@ def test_left_and_right_follow_the_facing_direction():
 
 
 def _paint(fig, look):
-    scene = synthetic._Scene(
-        np.zeros((256, 256, 3), np.uint8), np.full((256, 256), -1, np.int16), np.zeros((256, 256), np.uint8)
-    )
+    scene = synthetic.Scene.over(np.zeros((256, 256, 3), np.uint8))
     moved = fig.transform(200.0, np.array([128.0, 50.0]))
-    synthetic._paint_figure(scene, moved, 0, np.random.default_rng(0), look, 200.0)
-    return set(np.unique(scene.part).tolist()), synthetic._visibility(scene, moved, 0)
+    scene.add_figure(moved, look, np.random.default_rng(0), 0)
+    return set(np.unique(scene.part).tolist()), scene.visibility(moved, 0)
 
 
 def test_only_figures_facing_the_camera_show_a_face():
@@ -120,8 +118,8 @@ def test_clothing_colours_do_not_encode_sides():
     rng = np.random.default_rng(0)
     diffs = []
     for _ in range(300):
-        look = synthetic._sample_look(rng, "front")
-        colors, _ = synthetic._person_palette(rng, look)
+        look = synthetic.sample_look(rng, "front")
+        colors, _ = synthetic.person_palette(rng, look)
         diffs.append(colors[synthetic.UPPER_ARM_L].mean() - colors[synthetic.UPPER_ARM_R].mean())
         diffs.append(colors[synthetic.THIGH_L].mean() - colors[synthetic.THIGH_R].mean())
     assert abs(np.mean(diffs)) < 2.0  # only unbiased per-part jitter differs between the sides
@@ -143,3 +141,21 @@ def test_ensure_reuses_the_cache_and_regenerates_on_new_parameters(tmp_path):
     assert sorted(p.name for p in paths["train_images"].iterdir()) == ["000000000001.jpg", "000000000002.jpg"]
     assert len(json.loads(paths["train_ann"].read_text())["images"]) == 2
     assert json.loads(marker.read_text())["num_train"] == 2
+
+
+def test_a_lone_figure_paints_into_any_image_and_reports_its_mask():
+    image = np.zeros((120, 200, 3), np.uint8)  # black: every painted pixel has a non-zero colour
+    fig, look = synthetic.sample_figure(np.random.default_rng(3))
+    moved = fig.transform(100.0, np.array([60.0, 25.0]))
+    painted = synthetic.paint_figure(image, moved, look, np.random.default_rng(4))
+    changed = image.any(axis=2)
+    assert painted is not None and painted.mask.shape == (120, 200)
+    assert np.array_equal(changed, painted.mask) and painted.area == int(changed.sum())
+    ys, xs = np.nonzero(changed)
+    assert painted.box == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+    assert set(np.unique(painted.parts[changed]).tolist()) <= set(range(1, synthetic.NUM_PARTS))
+    x, y, w, h = painted.box
+    inside = moved.keypoints[moved.labelled]
+    assert np.all((inside >= (x - 1, y - 1)) & (inside <= (x + w, y + h)))  # the keypoints lie within the figure
+    outside = fig.transform(100.0, np.array([500.0, 25.0]))
+    assert synthetic.paint_figure(image, outside, look, np.random.default_rng(4)) is None

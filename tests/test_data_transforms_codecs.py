@@ -73,7 +73,8 @@ def reference_decode(heatmaps, dark=False):
     n, k, h, w = heatmaps.shape
     flat = heatmaps.reshape(n, k, -1)
     idx, maxvals = flat.argmax(2), flat.max(2)
-    coords = np.stack([idx % w, idx // w], -1).astype(np.float64) * (maxvals > 0)[..., None]
+    coords = np.stack([idx % w, idx // w], -1).astype(np.float64)
+    coords = np.where(np.tile(maxvals[..., None], (1, 1, 2)) > 0.0, coords, -1)  # as `_get_max_preds`
     maps = heatmaps.astype(np.float64).copy()
     if dark:
         for i in range(n):
@@ -203,13 +204,13 @@ def test_decode_matches_the_reference_on_random_maps():
     rng = np.random.default_rng(2)
     maps = cv2.GaussianBlur(rng.random((6 * 17, 64, 48)).transpose(1, 2, 0), (7, 7), 2).transpose(2, 0, 1)
     maps = maps.reshape(6, 17, 64, 48).astype(np.float32)
-    maps[0, 0] = -1.0  # non-positive peak decodes to (0, 0) with its score
+    maps[0, 0] = -1.0  # non-positive peak decodes to (-1, -1) with its score
     for dark in (False, True):
         coords, scores = HeatmapCodec(IN_HW, HM_HW).decode(torch.from_numpy(maps), dark=dark)
         ref_coords, ref_scores = reference_decode(maps, dark=dark)
         np.testing.assert_allclose(coords, ref_coords, atol=1e-5)
         np.testing.assert_allclose(scores, ref_scores)
-    assert coords[0, 0].tolist() == [0.0, 0.0] and scores[0, 0] == -1.0
+    assert coords[0, 0].tolist() == [-1.0, -1.0] and scores[0, 0] == -1.0
 
 
 def test_encode_decode_round_trip_at_heatmap_resolution():

@@ -76,7 +76,7 @@ def test_two_processes_train_in_sync_and_only_rank0_writes(tmp_path: Path, plugi
     assert weights_digest(model) == statuses[0]["weights_digest"]
 
     # the sharded evaluation (9 samples over 2 ranks, one padded) equals a single-process one
-    single = evaluate(recipe, run / "weights" / "last.safetensors", out_dir=tmp_path / "single")
+    single = evaluate(recipe, run / "weights" / "last.safetensors", out_dir=tmp_path / "single").metrics
     assert statuses[0]["metrics"] == pytest.approx(single)
     assert json.loads((run / "eval" / "predictions.json").read_text()) == json.loads(
         (tmp_path / "single" / "predictions.json").read_text()

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from hrformer_core.engine.recipes import (
-    RECIPES_DIR,
+    builtin_recipes_dir,
     list_recipes,
     load_recipe,
     resume_conflicts,
@@ -154,7 +154,7 @@ def test_saved_recipe_loads_back_identical(recipes: Path, tmp_path: Path) -> Non
 
 def test_list_recipes_skips_partial_bases(recipes: Path) -> None:
     assert list_recipes(recipes) == [("nested/toy-tiny", "tiny"), ("toy-small", "small toy")]
-    assert RECIPES_DIR.name == "recipes" and RECIPES_DIR.parent == Path(__file__).resolve().parents[1]
+    assert builtin_recipes_dir() == Path(__file__).resolve().parents[1] / "recipes"  # the editable checkout
 
 
 def test_resume_allows_only_safe_changes(recipes: Path) -> None:

@@ -167,13 +167,13 @@ def test_evaluate_matches_training_and_checks_weights(recipe_file: Path, tmp_pat
     recipe = toy(recipe_file, "train.epochs=1", "data.num_val=9")
     result = train(recipe, project=tmp_path)
     weights = result.run_dir / "weights" / "last.safetensors"
-    metrics = evaluate(recipe, weights, out_dir=tmp_path / "eval")
+    metrics = evaluate(recipe, weights, out_dir=tmp_path / "eval").metrics
     assert metrics == pytest.approx(result.metrics)
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["metrics"]["accuracy"] == metrics["accuracy"]
     assert len(json.loads((tmp_path / "eval" / "predictions.json").read_text())) == 9
     # The weights describe their model: a recipe asking for another width still evaluates the trained one.
-    wider = evaluate(toy(recipe_file, "data.num_val=9", "model.width=5"), weights, out_dir=tmp_path / "eval2")
+    wider = evaluate(toy(recipe_file, "data.num_val=9", "model.width=5"), weights, out_dir=tmp_path / "eval2").metrics
     assert wider["accuracy"] == metrics["accuracy"]
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(Path(weights).read_bytes()[:100])

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from hrformer_core.models import create_model
-from hrformer_core.models.blocks import BatchNorm2d, ChannelLayerNorm, StridedDepthwiseConv2d, attention
+from hrformer_core.models.blocks import StridedDepthwiseConv2d, attention
 from hrformer_core.models.fuse import fuse_for_inference, optimize_for_inference
+from hrformer_core.models.norms import MatVecBatchNorm2d, MatVecLayerNorm
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +93,9 @@ def test_strided_depthwise_conv_stays_float32_under_cpu_autocast() -> None:
 
 
 @pytest.mark.parametrize("channels", [18, 36])
-def test_narrow_batch_norm_matches_pytorch_in_training(channels: int) -> None:
+def test_matvec_batch_norm_matches_pytorch_in_training(channels: int) -> None:
     torch.manual_seed(0)
-    ours, theirs = BatchNorm2d(channels), torch.nn.BatchNorm2d(channels)
+    ours, theirs = MatVecBatchNorm2d(channels), torch.nn.BatchNorm2d(channels)
     with torch.no_grad():
         ours.weight.uniform_(0.5, 1.5), ours.bias.uniform_(-0.5, 0.5)
     theirs.load_state_dict(ours.state_dict())
@@ -113,6 +114,20 @@ def test_narrow_batch_norm_matches_pytorch_in_training(channels: int) -> None:
     assert ours.num_batches_tracked.item() == 1
 
 
+def test_matvec_norms_keep_pytorchs_keys_and_convert_to_sync_batch_norm() -> None:
+    """Checkpoints, conv + BN folding and SyncBatchNorm conversion see PyTorch's norms."""
+    assert list(MatVecBatchNorm2d(4).state_dict()) == list(torch.nn.BatchNorm2d(4).state_dict())
+    assert list(MatVecLayerNorm(4).state_dict()) == list(torch.nn.LayerNorm(4).state_dict())
+    model = create_model("hrformer-t", num_keypoints=3, num_modules=(1, 1, 1, 1))
+    batch_norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert batch_norms and all(type(m) is MatVecBatchNorm2d for m in batch_norms)
+    keys = list(model.state_dict())
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert sum(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules()) == len(batch_norms)
+    assert not any(isinstance(m, MatVecBatchNorm2d) for m in synced.modules())
+    assert list(synced.state_dict()) == keys
+
+
 def _weight_grad_error(module: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor, exact: torch.Tensor) -> float:
     module(x).backward(grad)
     return ((module.weight.grad.double() - exact).abs().max() / exact.abs().max()).item()
@@ -129,7 +144,7 @@ def test_norm_weight_gradients_are_as_exact_as_pytorchs_for_offset_inputs() -> N
         exact_tokens.var(-1, unbiased=False, keepdim=True) + 1e-6
     )
     exact = (grad.double() * normalised).sum((0, 1, 2))
-    ours = _weight_grad_error(ChannelLayerNorm(18, eps=1e-6), tokens, grad, exact)
+    ours = _weight_grad_error(MatVecLayerNorm(18, eps=1e-6), tokens, grad, exact)
     theirs = _weight_grad_error(torch.nn.LayerNorm(18, eps=1e-6), tokens, grad, exact)
     assert ours <= 2 * theirs + 1e-6, (ours, theirs)
 
@@ -139,14 +154,14 @@ def test_norm_weight_gradients_are_as_exact_as_pytorchs_for_offset_inputs() -> N
         exact_maps.var((0, 2, 3), unbiased=False, keepdim=True) + 1e-5
     )
     exact = (grad.permute(0, 3, 1, 2).double() * normalised).sum((0, 2, 3))
-    ours = _weight_grad_error(BatchNorm2d(18), maps, grad.permute(0, 3, 1, 2), exact)
+    ours = _weight_grad_error(MatVecBatchNorm2d(18), maps, grad.permute(0, 3, 1, 2), exact)
     theirs = _weight_grad_error(torch.nn.BatchNorm2d(18), maps, grad.permute(0, 3, 1, 2), exact)
     assert ours <= 2 * theirs + 1e-6, (ours, theirs)
 
 
-def test_narrow_batch_norm_bf16_gradients_follow_float32() -> None:
+def test_matvec_batch_norm_bf16_gradients_follow_float32() -> None:
     torch.manual_seed(0)
-    bn = BatchNorm2d(18)
+    bn = MatVecBatchNorm2d(18)
     x = torch.randn(4, 18, 14, 10).to(memory_format=torch.channels_last)
     grad = torch.randn_like(x)
     expected = torch.nn.BatchNorm2d(18)
@@ -168,9 +183,9 @@ def test_training_fast_paths_give_pytorchs_gradients() -> None:
     ours = create_model("hrformer-t", drop_path_rate=0.0).train().to(memory_format=torch.channels_last)
     plain = copy.deepcopy(ours)
     for module in plain.modules():
-        if isinstance(module, BatchNorm2d):
+        if isinstance(module, MatVecBatchNorm2d):
             module.__class__ = torch.nn.BatchNorm2d
-        elif isinstance(module, ChannelLayerNorm):
+        elif isinstance(module, MatVecLayerNorm):
             module.__class__ = torch.nn.LayerNorm
     x = torch.randn(2, 3, 96, 72).to(memory_format=torch.channels_last)
     target = torch.rand(2, 17, 24, 18)
@@ -189,9 +204,9 @@ def test_training_fast_paths_give_pytorchs_gradients() -> None:
         torch.testing.assert_close(mine, reference, rtol=1e-6, atol=1e-6, msg=name)
 
 
-def _layer_norm_pair(channels: int) -> tuple[ChannelLayerNorm, torch.nn.LayerNorm]:
+def _layer_norm_pair(channels: int) -> tuple[MatVecLayerNorm, torch.nn.LayerNorm]:
     torch.manual_seed(0)
-    ours, plain = ChannelLayerNorm(channels, eps=1e-6), torch.nn.LayerNorm(channels, eps=1e-6)
+    ours, plain = MatVecLayerNorm(channels, eps=1e-6), torch.nn.LayerNorm(channels, eps=1e-6)
     with torch.no_grad():
         ours.weight.normal_()
         ours.bias.normal_()
@@ -200,7 +215,7 @@ def _layer_norm_pair(channels: int) -> tuple[ChannelLayerNorm, torch.nn.LayerNor
 
 
 @pytest.mark.parametrize("channels", [18, 72])
-def test_channel_layer_norm_matches_layer_norm(channels: int) -> None:
+def test_matvec_layer_norm_matches_layer_norm(channels: int) -> None:
     ours, plain = _layer_norm_pair(channels)
     x = (torch.randn(2, 9, 7, channels) * 3 + 1).requires_grad_(True)
     x_plain = x.detach().clone().requires_grad_(True)
@@ -214,7 +229,7 @@ def test_channel_layer_norm_matches_layer_norm(channels: int) -> None:
     torch.testing.assert_close(ours.bias.grad, plain.bias.grad, rtol=1e-5, atol=1e-5)
 
 
-def test_channel_layer_norm_bf16_gradients_accumulate_in_float32() -> None:
+def test_matvec_layer_norm_bf16_gradients_accumulate_in_float32() -> None:
     """Under bf16 autocast the tokens reach the norm in bf16; its weight/bias gradients must stay exact sums."""
     ours, _ = _layer_norm_pair(18)
     x = torch.randn(2, 70, 50, 18).bfloat16().requires_grad_(True)

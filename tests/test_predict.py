@@ -22,12 +22,13 @@ from hrformer_cli.app import app
 from hrformer_core.errors import UsageError
 from hrformer_core.models import create_model, model_config
 from hrformer_core.models.checkpoint import save_model
-from hrformer_core.models.weights import parse_size, resolve_weights
+from hrformer_core.models.weights import resolve_weights
 from hrformer_core.predict import FrameStream, predict, prepare
 from hrformer_core.predict.sources import Frame
 from hrformer_core.tasks import PredictOptions
 from hrformer_core.tasks.pose.detectors import BoxesFile
 from hrformer_core.tasks.pose.predictor import PosePredictor
+from hrformer_core.utils.sizes import parse_size
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 COCO_SAMPLE = SHARED / "data" / "coco-val-sample"
@@ -224,7 +225,9 @@ def test_cli_nested_same_names_corrupt_image_and_video(weights, tmp_path):
     writer.release()
 
     result = runner.invoke(
-        app, ["predict", str(data), "-w", str(weights["pose"]), "--project", str(tmp_path), "--name", "run"]
+        app,
+        ["predict", str(data), "-w", str(weights["pose"]), "--detector", "whole-image"]
+        + ["--project", str(tmp_path), "--name", "run"],
     )
     assert result.exit_code == 0, result.output
     assert "whole-image" in result.output and "corrupt.jpg" in result.output
@@ -247,7 +250,8 @@ def test_cli_nested_same_names_corrupt_image_and_video(weights, tmp_path):
 
     run = read_json(out / "run.json")["summary"]
     assert (run["images"], run["videos"], run["frames"], run["people"]) == (2, 1, 7, 7)
-    assert run["skipped"] == [{"path": str(data / "b" / "corrupt.jpg"), "reason": "unreadable or corrupt image"}]
+    reason = "truncated or corrupt JPEG: the data ends before its end-of-image marker"
+    assert run["skipped"] == [{"path": str(data / "b" / "corrupt.jpg"), "reason": reason}]
     assert len(read_json(out / "predictions.json")) == 7
     assert not list(out.rglob("*.partial*")) and not list(out.rglob("*.tmp"))
 
@@ -287,7 +291,9 @@ def test_cli_segmentation_and_classification(weights, tmp_path):
 def test_cli_no_save_prints_only(weights, tmp_path):
     image = write_image(tmp_path / "in" / "p.png", 4)
     result = runner.invoke(
-        app, ["predict", str(image), "-w", str(weights["pose"]), "--no-save", "--project", str(tmp_path / "out")]
+        app,
+        ["predict", str(image), "-w", str(weights["pose"]), "--detector", "whole-image", "--no-save"]
+        + ["--project", str(tmp_path / "out")],
     )
     assert result.exit_code == 0, result.output
     assert "p.png: 1 people" in result.output and "(not saved)" in result.output

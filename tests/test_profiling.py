@@ -204,7 +204,7 @@ def test_cli_t384_footnote_explains_the_typo(tmp_path) -> None:
     [
         (["--variant", "q"], "hrformer-b-w15"),  # typer lists the valid choices
         (["--task", "det"], "pose"),
-        (["--input-size", "256by192"], "'256by192' is not HxW"),
+        (["--input-size", "256by192"], "'256by192': expected HxW"),
         (["--input-size", "16x16"], "'16x16' is too small"),
     ],
 )

@@ -37,7 +37,9 @@ def predict(
         None, "--boxes-annotations", help="COCO annotation JSON mapping file names to the boxes' image ids."
     ),
     detector: str = typer.Option(
-        None, "--detector", help="whole-image, hog (where OpenCV ships it) or module:callable returning boxes, scores."
+        None,
+        "--detector",
+        help="Pose: hog (the default, OpenCV's HOG people detector), whole-image or module:callable -> boxes, scores.",
     ),
     box_threshold: float = typer.Option(None, "--box-threshold", help="Pose: drop boxes scoring below this [0.3]."),
     kpt_threshold: float = typer.Option(None, "--kpt-threshold", help="Pose: draw keypoints above this [0.3]."),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,13 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from hrformer_core.errors import UsageError
 from hrformer_core.models import list_models
 from hrformer_core.models.heads import HEADS
 from hrformer_core.models.hrformer import MIN_INPUT_SIZE
 from hrformer_core.profiling import CONVENTIONS, VARIANTS, profile_model, resolve_models
 from hrformer_core.profiling.bench import DEVICES
 from hrformer_core.utils.io import write_json, write_text
+from hrformer_core.utils.sizes import parse_size
 
 from ..output import console
 
@@ -26,17 +25,6 @@ MIB = 2**20
 Variant = Enum("Variant", {name: name for name in [*VARIANTS, "all", *list_models()]}, type=str)
 Task = Enum("Task", {name: name for name in HEADS}, type=str)
 Device = Enum("Device", {name: name for name in DEVICES}, type=str)
-
-
-def parse_input_size(text: str) -> tuple[int, int]:
-    """`HxW`, e.g. `256x192`, each side at least the backbone's 32-pixel minimum."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match:
-        raise UsageError(f"--input-size {text!r} is not HxW (e.g. 256x192)")
-    height, width = int(match[1]), int(match[2])
-    if min(height, width) < MIN_INPUT_SIZE:
-        raise UsageError(f"--input-size {text!r} is too small: each side must be at least {MIN_INPUT_SIZE}")
-    return height, width
 
 
 def _pct(value: float) -> str:
@@ -139,7 +127,7 @@ def profile(
 ) -> None:
     """Parameters and FLOPs (MACs) under the paper's conventions, beside the paper's figures; latency,
     throughput and peak memory measured on this machine."""
-    input_hw = parse_input_size(input_size) if input_size is not None else None
+    input_hw = parse_size(input_size, "--input-size", MIN_INPUT_SIZE) if input_size is not None else None
     results = [
         profile_model(name, task.value, input_hw, batch, device.value, speed=not no_speed)
         for name in resolve_models(variant.value, task.value)

@@ -84,8 +84,11 @@ def eval_command(
         argv += (["--out", str(out)] if out else []) + (["--device", device] if device else []) + overrides
         raise typer.Exit(launch_torchrun(argv, nproc))
     loaded = load_recipe(recipe, overrides)
-    metrics = evaluate(loaded, weights, out_dir=out, device=device)
-    console.print(_metrics_table(f"{loaded.name}: {weights}", metrics))
+    result = evaluate(loaded, weights, out_dir=out, device=device)
+    console.print(_metrics_table(f"{loaded.name}: {weights}", result.metrics))
+    skipped = len(result.skipped_images)
+    note = f" ({skipped} unreadable image(s) left out, listed in metrics.json)" if skipped else ""
+    console.print(f"results: {result.folder}{note}", highlight=False, soft_wrap=True)
 
 
 def recipes_command() -> None:

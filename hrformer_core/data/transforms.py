@@ -25,6 +25,8 @@ def get_affine_matrix(
     (the reference's sign convention), and `center` lands on (out_w / 2, out_h / 2).
     """
     out_w, out_h = output_size_wh
+    if float(scale[0]) == 0.0:  # an empty box: the reference's cv2.getAffineTransform gets one point thrice
+        return np.array([[0.0, 0.0, center[0]], [0.0, 0.0, center[1]]]) if inverse else np.zeros((2, 3))
     k = out_w / float(scale[0])
     theta = np.deg2rad(rotation_deg)
     cos, sin = np.cos(theta), np.sin(theta)

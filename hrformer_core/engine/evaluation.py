@@ -2,14 +2,17 @@
 
 Predictions travel with their dataset index, so rank 0 can put them back in dataset order and drop the
 duplicates that DistributedSampler adds to even out the shards; the metrics are then exactly those of a
-single-process evaluation.
+single-process evaluation. Samples of images the dataset could not read (its `bad_images`, merged over the
+ranks) are left out when the dataset names them (`unreadable_indices`): nothing is predicted for them, and
+`evaluate` reports which they were.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +30,29 @@ from hrformer_core.engine.distributed import (
     world_size,
 )
 from hrformer_core.engine.distributed import rank as current_rank
+from hrformer_core.engine.loaders import batches, worker_count
 from hrformer_core.engine.progress import TrainProgress
+from hrformer_core.engine.rundir import discard_if_unused
 from hrformer_core.errors import TrainingError, UsageError
 from hrformer_core.models.weights import resolve_weights
 from hrformer_core.tasks import Task, get_task
+from hrformer_core.utils.console import console
 from hrformer_core.utils.io import unique_dir, write_json
 from hrformer_core.utils.threads import make_fork_safe
 
 if TYPE_CHECKING:
     from hrformer_core.engine.recipes import Recipe
+
+SKIPPED_NAMED = 5  # the skipped images named in the one-line warning (metrics.json lists them all)
+
+
+@dataclass
+class EvalResult:
+    """One evaluation: the task's metrics, where its files are, and the images it had to leave out."""
+
+    metrics: dict[str, Any]
+    folder: Path
+    skipped_images: dict[str, str] = field(default_factory=dict)  # image -> why it could not be used
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
@@ -62,6 +79,22 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """The task's metrics for `model` (unwrapped, not DDP) on `dataset`, returned on every rank.
 
+    Call it on all ranks together (see `evaluate_dataset`, which also says which images were left out).
+    """
+    return evaluate_dataset(task, model, dataset, recipe, out_dir, device, progress).metrics
+
+
+def evaluate_dataset(
+    task: Task,
+    model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    recipe: Recipe,
+    out_dir: Path,
+    device: torch.device,
+    progress: TrainProgress | None = None,
+) -> EvalResult:
+    """Metrics and skipped images for `model` (unwrapped, not DDP) on `dataset`, returned on every rank.
+
     Call it on all ranks together. Rank 0's buffers are copied to the others first, so every shard is
     predicted by the same model.
     """
@@ -73,7 +106,7 @@ def run_evaluation(
         dataset,
         batch_size=batch_size,
         sampler=indices,
-        num_workers=recipe.train.workers,
+        num_workers=worker_count(recipe.train.workers),
         collate_fn=task.collate,
         pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(0),
@@ -81,10 +114,13 @@ def run_evaluation(
     was_training = model.training
     model.eval()
     predictions: list[tuple[int, Any]] = []
+    record_skipped = getattr(dataset, "record_skipped", None)
     bar = progress.begin_eval(len(loader)) if progress is not None else None
     try:
         with torch.no_grad():
-            for number, batch in enumerate(loader):
+            for number, batch in enumerate(batches(loader)):
+                if record_skipped is not None:  # images that DataLoader workers could not read
+                    record_skipped(batch)
                 batch_indices = indices[number * batch_size : (number + 1) * batch_size]
                 outputs = task.predict_batch(model, move_to(batch, device))
                 if len(outputs) != len(batch_indices):
@@ -100,16 +136,34 @@ def run_evaluation(
         if progress is not None:
             progress.end_eval(bar)
     shards = gather_objects(predictions)
+    skipped = skipped_images(dataset)
     metrics = None
     if current_rank() == 0:
         ordered = dict(item for shard in shards for item in shard)
-        metrics = task.compute_metrics([ordered[i] for i in range(len(dataset))], dataset, out_dir)
+        left_out = dataset.unreadable_indices(skipped) if hasattr(dataset, "unreadable_indices") else set()
+        kept = [ordered[i] for i in range(len(dataset)) if i not in left_out]
+        metrics = task.compute_metrics(kept, dataset, out_dir)
         if task.primary_metric not in metrics:
             raise TrainingError(
                 f"task {task.name}: compute_metrics returned no '{task.primary_metric}' "
                 f"(got {', '.join(metrics) or 'nothing'})"
             )
-    return broadcast_object(metrics)
+    return EvalResult(broadcast_object(metrics), out_dir, skipped)
+
+
+def skipped_images(dataset: Any) -> dict[str, str]:
+    """The images the dataset's `bad_images` names (path -> reason, or a collection of names), over all ranks."""
+    bad = getattr(dataset, "bad_images", None)
+    if isinstance(bad, Mapping):
+        local = {str(name): str(reason) for name, reason in bad.items()}
+    elif isinstance(bad, Collection) and not isinstance(bad, str):
+        local = {str(name): "unreadable" for name in bad}
+    else:
+        local = {}
+    merged: dict[str, str] = {}
+    for shard in gather_objects(local):
+        merged.update(shard)
+    return dict(sorted(merged.items()))
 
 
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -128,13 +182,14 @@ def evaluate(
     out_dir: str | os.PathLike | None = None,
     project: str | os.PathLike = "runs",
     device: str | None = None,
-) -> dict[str, Any]:
+) -> EvalResult:
     """Evaluate weights (any `--weights` form) on the recipe's validation set (on all ranks under torchrun).
 
     The model is the one the weights describe (an official checkpoint without position bias evaluates as
     it is); the recipe gives the data and the evaluation settings, and a one-line note says where its model
-    settings differ. Writes `metrics.json` and `recipe.yaml` (and whatever the task writes) to `out_dir`,
-    by default a new folder `project/<task>/<name>-eval`. Returns the metrics on every rank.
+    settings differ. Writes `metrics.json` (with the images left out) and `recipe.yaml` (and whatever the
+    task writes) to `out_dir`, by default a new folder `project/<task>/<name>-eval`; a new folder is removed
+    again when the evaluation fails before writing to it. Returns the result on every rank.
     """
     make_fork_safe()
     info = init_distributed(device)
@@ -151,21 +206,43 @@ def evaluate(
             task.check_recipe_model(recipe, model, str(weights_path))
         model.to(info.device)
         dataset = task.build_val_dataset(recipe)
-        folder = None
+        folder, created = None, False
         if info.is_main:
-            folder = (
-                Path(out_dir)
-                if out_dir is not None
-                else unique_dir(Path(project) / recipe.task, f"{recipe.name}-eval")
-            )
-            folder.mkdir(parents=True, exist_ok=True)
+            if out_dir is None:
+                folder, created = unique_dir(Path(project) / recipe.task, f"{recipe.name}-eval"), True
+            else:
+                folder, created = Path(out_dir), not Path(out_dir).exists()
+                folder.mkdir(parents=True, exist_ok=True)
         folder = Path(broadcast_object(str(folder)))
-        with TrainProgress(info.is_main, 1, 1, 1, info.device) as progress:
-            metrics = run_evaluation(task, model, dataset, recipe, folder, info.device, progress)
+        try:
+            with TrainProgress(info.is_main, 1, 1, 1, info.device) as progress:
+                result = evaluate_dataset(task, model, dataset, recipe, folder, info.device, progress)
+        except BaseException:
+            if info.is_main and created:
+                discard_if_unused(folder)
+            raise
         if info.is_main:
             recipe.save(folder / "recipe.yaml")
-            write_json(folder / "metrics.json", {"weights": str(weights_path), "metrics": metrics})
-        return metrics
+            skipped = {"count": len(result.skipped_images), "images": result.skipped_images}
+            write_json(
+                folder / "metrics.json",
+                {"weights": str(weights_path), "metrics": result.metrics, "skipped_images": skipped},
+            )
+            if result.skipped_images:
+                _warn_skipped(result.skipped_images)
+        return result
     finally:
         if info.owns_group:
             cleanup()
+
+
+def _warn_skipped(skipped: dict[str, str]) -> None:
+    named = "; ".join(f"{path} ({why})" for path, why in list(skipped.items())[:SKIPPED_NAMED])
+    more = f"; and {len(skipped) - SKIPPED_NAMED} more" if len(skipped) > SKIPPED_NAMED else ""
+    console.print(
+        f"warning: {len(skipped)} image(s) could not be read and were left out of the evaluation "
+        f"(nothing predicted for them; all listed in metrics.json): {named}{more}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -15,7 +15,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from hrformer_core.engine.recipes import Recipe
-    from hrformer_core.engine.schema import ScheduleSection
+    from hrformer_core.engine.schema import ScheduleSection, TrainSection
 
 
 def weight_decay_groups(
@@ -45,19 +45,23 @@ def build_optimizer(param_groups: list[dict[str, Any]], recipe: Recipe) -> torch
     )
 
 
+def run_steps(train: TrainSection, steps_per_epoch: int) -> int:
+    """The run's length in optimiser steps: `train.max_steps` when set, else `train.epochs` full epochs."""
+    return train.max_steps if train.max_steps is not None else train.epochs * steps_per_epoch
+
+
 def warmup_steps(schedule: ScheduleSection, steps_per_epoch: int) -> int:
     return schedule.warmup_iters + round(schedule.warmup_epochs * steps_per_epoch)
 
 
-def lr_at(step: int, schedule: ScheduleSection, base_lr: float, steps_per_epoch: int, epochs: int) -> float:
-    """Learning rate for optimiser step `step` (0-based).
+def lr_at(step: int, schedule: ScheduleSection, base_lr: float, steps_per_epoch: int, total_steps: int) -> float:
+    """Learning rate for optimiser step `step` (0-based) of a run of `total_steps` steps.
 
-    The decay is `schedule.type` over the whole run (step: ×gamma at each milestone epoch; poly and cosine
-    from base_lr to min_lr over epochs × steps_per_epoch). During the first warmup steps it is multiplied by
-    a factor rising linearly from `warmup_ratio` to 1 (mmcv's linear warmup).
+    The decay is `schedule.type` over exactly the run's steps (step: ×gamma at each milestone epoch of
+    `steps_per_epoch` steps; poly and cosine from base_lr to min_lr at step `total_steps`). During the first
+    warmup steps it is multiplied by a factor rising linearly from `warmup_ratio` to 1 (mmcv's linear warmup).
     """
-    total = max(1, steps_per_epoch * epochs)
-    progress = min(step / total, 1.0)
+    progress = min(step / max(1, total_steps), 1.0)
     if schedule.type == "step":
         drops = sum(step >= m * steps_per_epoch for m in schedule.milestones)
         lr = base_lr * schedule.gamma**drops
@@ -76,11 +80,11 @@ def lr_at(step: int, schedule: ScheduleSection, base_lr: float, steps_per_epoch:
 def build_scheduler(
     optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A LambdaLR stepping once per optimiser step, following `lr_at` for every parameter group."""
+    """A LambdaLR stepping once per optimiser step, following `lr_at` over the run's steps for every group."""
     base_lr = recipe.train.optimizer.lr
-    schedule, epochs = recipe.train.schedule, recipe.train.epochs
+    schedule, total = recipe.train.schedule, run_steps(recipe.train, steps_per_epoch)
 
     def factor(step: int) -> float:
-        return lr_at(step, schedule, base_lr, steps_per_epoch, epochs) / base_lr if base_lr > 0 else 0.0
+        return lr_at(step, schedule, base_lr, steps_per_epoch, total) / base_lr if base_lr > 0 else 0.0
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

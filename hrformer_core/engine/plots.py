@@ -1,4 +1,7 @@
-"""PNG curves of a run (train loss, learning rate, primary metric per epoch), drawn without pyplot state."""
+"""PNG curves of a run (train loss and learning rate per step, the primary metric at each evaluation).
+
+Drawn without pyplot state, so training in a thread or a notebook never touches a global figure.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +13,28 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from hrformer_core.engine.steplog import StepLog
 from hrformer_core.utils.io import atomic_write
 
 
-def plot_history(rows: Sequence[dict[str, Any]], primary_metric: str, path: str | os.PathLike) -> Path:
-    """Three panels (loss, lr, `primary_metric`) over epochs, written atomically as PNG."""
+def plot_history(
+    rows: Sequence[dict[str, Any]], steps: StepLog, primary_metric: str, path: str | os.PathLike
+) -> Path:
+    """Three panels over optimiser steps, written atomically as PNG: the training loss of every step, the
+    learning rate, and `primary_metric` at each evaluation (the history rows that carry it)."""
     figure = Figure(figsize=(12, 3.6), layout="constrained")
     FigureCanvasAgg(figure)
-    panels = (("train_loss", "train loss"), ("lr", "learning rate"), (primary_metric, primary_metric))
-    for axis, (key, title) in zip(figure.subplots(1, 3), panels, strict=True):
-        points = [(row["epoch"], row[key]) for row in rows if isinstance(row.get(key), int | float)]
-        if points:
-            epochs, values = zip(*points, strict=True)
-            axis.plot(epochs, values, marker="o", markersize=3)
+    loss_axis, lr_axis, metric_axis = figure.subplots(1, 3)
+    if len(steps):
+        step = steps.column("step")
+        loss_axis.plot(step, steps.column("train_loss"), linewidth=0.8)
+        lr_axis.plot(step, steps.column("lr"))
+    points = [(row["step"], row[primary_metric]) for row in rows if isinstance(row.get(primary_metric), int | float)]
+    if points:
+        evaluated, values = zip(*points, strict=True)
+        metric_axis.plot(evaluated, values, marker="o", markersize=4)
+    for axis, title in ((loss_axis, "train loss"), (lr_axis, "learning rate"), (metric_axis, primary_metric)):
         axis.set_title(title)
-        axis.set_xlabel("epoch")
+        axis.set_xlabel("step")
         axis.grid(alpha=0.3)
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))

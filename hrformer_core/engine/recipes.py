@@ -7,13 +7,18 @@ and `eval`, so a recipe is validated against the schema of its task.
 
 from __future__ import annotations
 
+import atexit
 import difflib
+import functools
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -35,7 +40,10 @@ from hrformer_core.errors import UsageError
 from hrformer_core.tasks import Task, get_task, known_tasks
 from hrformer_core.utils.io import write_text
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+RECIPES_PACKAGE = "hrformer_core.recipes"
 RECIPE_SUFFIXES = (".yaml", ".yml")
 TOP_LEVEL_SAFE = ("name", "description")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -65,6 +73,30 @@ class Recipe:
         return write_text(path, self.to_yaml())
 
 
+@functools.cache
+def builtin_recipes_dir() -> Path:
+    """The built-in recipes folder: the source tree's `recipes/`, installed as the package `hrformer_core.recipes`.
+
+    Wheel and editable installs give a folder on disk. A package imported from a zip file is copied once to a
+    temporary folder, because recipes are files: `_base_` paths, `Recipe.source` and messages name them.
+    """
+    package = resources.files(RECIPES_PACKAGE)
+    if isinstance(package, Path):
+        return package
+    folder = Path(tempfile.mkdtemp(prefix="hrformer-recipes-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    _copy_recipe_files(package, folder)
+    return folder
+
+
+def _copy_recipe_files(source: Traversable, target: Path) -> None:
+    for entry in source.iterdir():
+        if entry.is_dir():
+            _copy_recipe_files(entry, target / entry.name)
+        elif entry.name.endswith(RECIPE_SUFFIXES):
+            write_text(target / entry.name, entry.read_text(encoding="utf-8"))
+
+
 def schema_for(task: Task) -> dict[str, Any]:
     """The recipe schema of a task: top-level keys mapped to their types."""
     return {
@@ -81,12 +113,12 @@ def schema_for(task: Task) -> dict[str, Any]:
 def load_recipe(
     name_or_path: str | os.PathLike, overrides: Sequence[str] = (), recipes_dir: Path | None = None
 ) -> Recipe:
-    """Load a recipe by name (from `recipes/`) or path, apply dotted `key=value` overrides, and validate.
+    """Load a recipe by name (built-in, or in `recipes_dir`) or path, apply dotted `key=value` overrides, and validate.
 
     Override values are parsed with yaml.safe_load (strings are taken verbatim for string keys); `${VAR}` and
     `${VAR:-default}` in string values are expanded from the environment.
     """
-    recipes_dir = recipes_dir or RECIPES_DIR
+    recipes_dir = recipes_dir or builtin_recipes_dir()
     path = resolve_recipe(name_or_path, recipes_dir)
     raw = _load_merged(path, recipes_dir, ())
     raw["name"] = _read_yaml(path).get("name") or path.stem
@@ -120,7 +152,7 @@ def build_recipe(raw: dict[str, Any], schema: dict[str, Any]) -> Recipe:
 
 def resolve_recipe(name_or_path: str | os.PathLike, recipes_dir: Path | None = None) -> Path:
     """The file of a recipe given by path (`*.yaml`, or any existing file) or by name in `recipes_dir`."""
-    recipes_dir = recipes_dir or RECIPES_DIR
+    recipes_dir = recipes_dir or builtin_recipes_dir()
     given = Path(name_or_path)
     if given.suffix in RECIPE_SUFFIXES or given.is_file():
         if not given.is_file():
@@ -140,7 +172,7 @@ def resolve_recipe(name_or_path: str | os.PathLike, recipes_dir: Path | None = N
 
 def list_recipes(recipes_dir: Path | None = None) -> list[tuple[str, str]]:
     """(name, description) of every recipe in `recipes_dir`; files starting with '_' are partial bases."""
-    recipes_dir = recipes_dir or RECIPES_DIR
+    recipes_dir = recipes_dir or builtin_recipes_dir()
     found = []
     for name, path in _recipe_files(recipes_dir).items():
         try:

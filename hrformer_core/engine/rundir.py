@@ -2,12 +2,17 @@
 
 ```
 recipe.yaml                 resolved recipe (rewritten on resume when resume-safe keys change)
-metrics.jsonl, metrics.csv  one row per epoch: epoch, train_loss (+ parts), lr, time, metrics
-results.png                 loss, lr and the primary metric per epoch
-weights/last.safetensors    weights after the last epoch; best.safetensors: best primary metric
-state.pt                    training state for exact resume (weights_only-loadable)
+metrics.jsonl, metrics.csv  one row per epoch end and per evaluation: epoch, step, train_loss (+ parts, means
+                            since the previous row), lr, time, the metrics when evaluated, a note when stopped
+steps.csv                   one row per optimiser step: step, epoch, train_loss (+ parts), lr, seconds
+results.png                 loss and lr per step, the primary metric at each evaluation
+summary.json                where the run stands: steps done of the schedule's, finished or why not, metrics
+weights/last.safetensors    weights at the last checkpoint; best.safetensors: best primary metric
+state.pt                    training state for exact resume, mid-epoch too (weights_only-loadable)
 eval/                       files written by the task's latest evaluation
 ```
+The logs are rewritten at every checkpoint (each epoch end, each evaluation, every
+`train.checkpoint_interval_steps`).
 """
 
 from __future__ import annotations
@@ -21,8 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from hrformer_core.engine.plots import plot_history
+from hrformer_core.engine.steplog import StepLog
 from hrformer_core.errors import UsageError
 from hrformer_core.utils.io import unique_dir, write_text
+
+
+def discard_if_unused(folder: Path) -> bool:
+    """Remove a new run or eval folder that holds nothing but its recipe (its run failed); True if removed."""
+    if not folder.is_dir() or not {p.name for p in folder.iterdir()} <= {"recipe.yaml"}:
+        return False
+    (folder / "recipe.yaml").unlink(missing_ok=True)
+    folder.rmdir()
+    return True
 
 
 class RunDir:
@@ -37,14 +52,14 @@ class RunDir:
         self.best_weights = self.weights / "best.safetensors"
         self.metrics_jsonl = self.path / "metrics.jsonl"
         self.metrics_csv = self.path / "metrics.csv"
+        self.steps_csv = self.path / "steps.csv"
+        self.summary = self.path / "summary.json"
         self.plot = self.path / "results.png"
         self.eval_dir = self.path / "eval"
 
     def discard_if_unused(self) -> None:
         """Remove a new run's folder when the run failed before writing anything but its recipe."""
-        if self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {"recipe.yaml"}:
-            self.recipe.unlink(missing_ok=True)
-            self.path.rmdir()
+        discard_if_unused(self.path)
 
     @classmethod
     def create(cls, project: str | os.PathLike, task: str, name: str) -> RunDir:
@@ -71,8 +86,8 @@ class RunDir:
             raise UsageError(f"{run.path}: not a resumable run folder (missing {', '.join(missing)})")
         return run
 
-    def write_history(self, rows: Sequence[dict[str, Any]], primary_metric: str) -> None:
-        """Rewrite metrics.jsonl, metrics.csv and results.png from all epoch rows (each file atomically)."""
+    def write_history(self, rows: Sequence[dict[str, Any]], steps: StepLog, primary_metric: str) -> None:
+        """Rewrite metrics.jsonl, metrics.csv, steps.csv and results.png from the whole run (each atomically)."""
         write_text(self.metrics_jsonl, "".join(json.dumps(row) + "\n" for row in rows))
         columns = list(dict.fromkeys(key for row in rows for key in row))
         buffer = io.StringIO()
@@ -80,4 +95,5 @@ class RunDir:
         writer.writeheader()
         writer.writerows(rows)
         write_text(self.metrics_csv, buffer.getvalue())
-        plot_history(rows, primary_metric, self.plot)
+        write_text(self.steps_csv, steps.csv_text())
+        plot_history(rows, steps, primary_metric, self.plot)

@@ -57,7 +57,8 @@ class OptimizerSection:
 class ScheduleSection:
     """Per-iteration learning-rate schedule: linear warmup from `warmup_ratio`, then `type`.
 
-    `milestones` are epochs (step decay by `gamma`); poly and cosine decay to `min_lr` over the whole run.
+    `milestones` are epochs of the training set's steps (step decay by `gamma`); poly and cosine decay to
+    `min_lr` over exactly the run's steps (`train.max_steps` when set, else `train.epochs` epochs).
     """
 
     type: Literal["constant", "step", "poly", "cosine"] = "step"
@@ -72,9 +73,17 @@ class ScheduleSection:
 
 @dataclass
 class TrainSection:
-    """The generic training loop's options. `batch_size` is per process (per GPU)."""
+    """The generic training loop's options. `batch_size` is per process (per GPU).
+
+    The run's length is `max_steps` optimiser steps when set (continuing into further epochs as needed), else
+    `epochs` epochs: fixed work, so every machine trains the same model; `max_time_minutes` is only a safety
+    net, and a run it stops says that its result is not the recipe's. Evaluation runs every
+    `eval_interval_steps` steps when set, else every `eval_interval` epochs, and always at the end; checkpoints
+    are written at each epoch end, at each evaluation and every `checkpoint_interval_steps` steps when set.
+    """
 
     epochs: int = field(default=1, metadata={"min": 1, **SAFE})
+    max_steps: int | None = field(default=None, metadata={"min": 1, **SAFE})
     batch_size: int = field(default=32, metadata={"min": 1})
     workers: int = field(default=2, metadata={"min": 0, **SAFE})
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
@@ -89,6 +98,8 @@ class TrainSection:
     compile: bool = False
     seed: int = field(default=0, metadata={"min": 0})
     eval_interval: int = field(default=1, metadata={"min": 1, **SAFE})
+    eval_interval_steps: int | None = field(default=None, metadata={"min": 1, **SAFE})
+    checkpoint_interval_steps: int | None = field(default=None, metadata={"min": 1, **SAFE})
     log_interval: int = field(default=50, metadata={"min": 1, **SAFE})
     max_time_minutes: float | None = field(default=None, metadata={"min": 0.0, **SAFE})
 
@@ -240,14 +251,26 @@ def dotted_keys(schema: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def unknown_key_message(key: str, schema: dict[str, Any]) -> str:
-    """'unknown recipe key' with the closest valid names (difflib), else the valid names at that level."""
+    """'unknown recipe key' with the closest valid names (difflib), else the valid names at that level.
+
+    Candidates, in order: names at the key's own level (whole keys when that section itself is misspelt);
+    then keys below that level (anywhere, for a misspelt section) whose last component is close, so
+    `train.lrr` suggests `train.optimizer.lr`.
+    """
     valid = dotted_keys(schema)
     section, _, leaf = key.rpartition(".")
     prefix = f"{section}." if section else ""
     children = list(dict.fromkeys(k[len(prefix) :].split(".")[0] for k in valid if k.startswith(prefix)))
-    close = [prefix + name for name in difflib.get_close_matches(leaf, children, n=3, cutoff=0.6)]
-    if not children:  # the section itself is misspelt
+    if children:
+        close = [prefix + name for name in difflib.get_close_matches(leaf, children, n=3, cutoff=0.6)]
+    else:  # the section itself is misspelt
         close = difflib.get_close_matches(key, valid, n=3, cutoff=0.8)
+    if not close:
+        by_leaf: dict[str, list[str]] = {}
+        for candidate in [k for k in valid if k.startswith(prefix)] or valid:
+            by_leaf.setdefault(candidate.rpartition(".")[2], []).append(candidate)
+        matches = difflib.get_close_matches(leaf, list(by_leaf), n=3, cutoff=0.6)
+        close = [candidate for name in matches for candidate in by_leaf[name]][:3]
     if close:
         return f"unknown recipe key '{key}'; did you mean {', '.join(close)}?"
     listed = [prefix + name for name in children] if children else valid

@@ -25,7 +25,9 @@ from hrformer_core.models.config import ModelConfig
 from hrformer_core.utils.io import atomic_write
 
 STATE_FORMAT = "hrformer-train-state"
-STATE_VERSION = 1
+STATE_VERSION = 2
+# Version 1 (checkpoints at epoch ends only) lacks epoch_step, best_step and the step log; it still resumes.
+READABLE_VERSIONS = (1, 2)
 WEIGHTS_FORMAT = "hrformer"
 
 
@@ -85,9 +87,10 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
         ) from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not an hrformer training state (expected format '{STATE_FORMAT}')")
-    if state.get("version") != STATE_VERSION:
+    if state.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{path}: training state version {state.get('version')}, expected {STATE_VERSION}"
+            f"{path}: training state version {state.get('version')}, expected one of "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     return state
 

@@ -35,6 +35,7 @@ from hrformer_core.engine.distributed import (
     revert_sync_batchnorm,
 )
 from hrformer_core.engine.evaluation import move_to, run_evaluation, scalar_metrics
+from hrformer_core.engine.loaders import batches, worker_count
 from hrformer_core.engine.optim import build_optimizer, build_scheduler
 from hrformer_core.engine.progress import TrainProgress
 from hrformer_core.engine.recipes import Recipe, load_recipe, resume_conflicts
@@ -205,7 +206,7 @@ class _Run:
             dataset,
             batch_size=self.cfg.batch_size,
             sampler=sampler,
-            num_workers=self.cfg.workers,
+            num_workers=worker_count(self.cfg.workers),
             collate_fn=self.task.collate,
             pin_memory=self.device.type == "cuda",
             drop_last=True,
@@ -358,7 +359,7 @@ class _Run:
         totals: torch.Tensor | None = None
         names: list[str] = []
         count, stopped, lr = 0, False, self.optimizer.param_groups[0]["lr"]
-        for iteration, batch in enumerate(loader, 1):
+        for iteration, batch in enumerate(batches(loader), 1):
             if self.record_skipped is not None:  # images that DataLoader workers had to replace
                 self.record_skipped(batch)
             autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()

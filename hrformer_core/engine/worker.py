@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the command; returns the fields of a successful status."""
     if args.command == "eval":
         recipe = load_recipe(args.recipe, args.overrides)
-        metrics = evaluate(recipe, args.weights, out_dir=args.out, project=args.project, device=args.device)
-        return {"metrics": metrics}
+        result = evaluate(recipe, args.weights, out_dir=args.out, project=args.project, device=args.device)
+        return {"run_dir": str(result.folder), "metrics": result.metrics}
     recipe = None
     if args.recipe or args.overrides:
         source = args.recipe or (RunDir(args.resume).recipe if args.resume else None)

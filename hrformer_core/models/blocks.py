@@ -1,10 +1,15 @@
-"""Building blocks of HRFormer: convolutional blocks, local-window attention, the FFN and the HRFormer block."""
+"""Building blocks of HRFormer: convolutional blocks, local-window attention, the FFN and the HRFormer block.
+
+Their BatchNorms and LayerNorms are the drop-in norms of `norms.py` (faster CPU training backwards).
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .norms import MatVecBatchNorm2d, MatVecLayerNorm
 
 BN_MOMENTUM = 0.1
 LN_EPS = 1e-6
@@ -28,65 +33,6 @@ class DropPath(nn.Module):
         return f"rate={self.rate}"
 
 
-NARROW_CHANNELS = 36
-
-
-class _NarrowBatchNormFunction(torch.autograd.Function):
-    """Training-mode BatchNorm of a channels-last map; the backward reduces with matrix-vector products.
-
-    PyTorch's channels-last CPU backward takes 2.5-5.5 ns per value on maps of 18-36 channels (2 cores, fp32
-    and bf16); summing over the N*H*W rows as matrix-vector products in float32 takes a fifth to a half of that.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor | None,
-                running_var: Tensor | None, momentum: float, eps: float) -> Tensor:  # fmt: skip
-        out, mean, invstd = torch.native_batch_norm(x, weight, bias, running_mean, running_var, True, momentum, eps)
-        ctx.save_for_backward(x, weight, mean, invstd)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, weight, mean, invstd = ctx.saved_tensors
-        batch, channels, height, width = x.shape
-        centred = x.permute(0, 2, 3, 1).reshape(-1, channels).float() - mean
-        grad_rows = grad.permute(0, 2, 3, 1).reshape(-1, channels).float()
-        count = centred.shape[0]
-        ones = centred.new_ones(1, count)
-        grad_bias = torch.mm(ones, grad_rows).view(channels)
-        centred_dot = torch.mm(ones, grad_rows * centred).view(channels)  # sum of dy * (x - mean)
-        scale = weight * invstd
-        x_coefficient = -scale * invstd * invstd * centred_dot / count
-        grad_x = torch.addcmul(-scale * grad_bias / count, centred, x_coefficient).addcmul_(grad_rows, scale)
-        grad_x = grad_x.to(x.dtype).view(batch, height, width, channels).permute(0, 3, 1, 2)
-        return grad_x, centred_dot * invstd, grad_bias, None, None, None, None
-
-
-class BatchNorm2d(nn.BatchNorm2d):
-    """nn.BatchNorm2d (same state, outputs and statistics) with a faster CPU training backward for channels-last
-    maps of at most 36 channels, HRFormer's narrow branches; wider maps keep PyTorch's kernel, which is faster
-    there (72 channels at 64x48, batch 8: 1.24 ms against 1.44 ms)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if (
-            self.training
-            and self.affine
-            and self.track_running_stats
-            and x.device.type == "cpu"
-            and x.dim() == 4
-            and x.shape[1] <= NARROW_CHANNELS
-            and torch.is_grad_enabled()
-            and x.is_contiguous(memory_format=torch.channels_last)
-            and not torch.jit.is_tracing()
-        ):
-            self.num_batches_tracked.add_(1)
-            momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-            return _NarrowBatchNormFunction.apply(
-                x, self.weight, self.bias, self.running_mean, self.running_var, momentum, self.eps
-            )
-        return super().forward(x)
-
-
 class StridedDepthwiseConv2d(nn.Conv2d):
     """A strided depth-wise conv that stays float32 under CPU autocast.
 
@@ -105,7 +51,7 @@ def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, 
     conv = StridedDepthwiseConv2d if stride > 1 and groups == cin == cout else nn.Conv2d
     return [
         conv(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=bias),
-        BatchNorm2d(cout, momentum=BN_MOMENTUM),
+        MatVecBatchNorm2d(cout, momentum=BN_MOMENTUM),
     ]
 
 
@@ -118,11 +64,11 @@ class Bottleneck(nn.Module):
         super().__init__()
         cout = planes * self.expansion
         self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.bn1 = BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.bn1 = MatVecBatchNorm2d(planes, momentum=BN_MOMENTUM)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, groups=planes if depthwise else 1, bias=False)
-        self.bn2 = BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.bn2 = MatVecBatchNorm2d(planes, momentum=BN_MOMENTUM)
         self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
-        self.bn3 = BatchNorm2d(cout, momentum=BN_MOMENTUM)
+        self.bn3 = MatVecBatchNorm2d(cout, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = nn.Sequential(*conv_bn(cin, cout, 1)) if cin != cout else None
 
@@ -140,9 +86,9 @@ class BasicBlock(nn.Module):
     def __init__(self, channels: int, drop_path: float = 0.0) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
-        self.bn1 = BatchNorm2d(channels, momentum=BN_MOMENTUM)
+        self.bn1 = MatVecBatchNorm2d(channels, momentum=BN_MOMENTUM)
         self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
-        self.bn2 = BatchNorm2d(channels, momentum=BN_MOMENTUM)
+        self.bn2 = MatVecBatchNorm2d(channels, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
         self.drop_path = DropPath(drop_path)
 
@@ -150,54 +96,6 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(x + self.drop_path(out))
-
-
-class _LayerNormFunction(torch.autograd.Function):
-    """LayerNorm over the last dim; the weight and bias gradients are matrix-vector products.
-
-    PyTorch's CPU kernel reduces them column by column, which for HRFormer's narrow branches (18-144
-    channels over tens of thousands of tokens) costs several times the input gradient.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
-        x = x.contiguous()  # in its own dtype, as nn.LayerNorm under CPU autocast
-        out, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), weight, bias, eps)
-        ctx.save_for_backward(x, weight, bias, mean, rstd)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, weight, bias, mean, rstd = ctx.saved_tensors
-        channels = x.shape[-1]
-        grad = grad.contiguous()
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.native_layer_norm_backward(
-                grad, x, (channels,), mean, rstd, weight, bias, [True, False, False]
-            )[0]
-        rows = grad.view(-1, channels).to(weight.dtype)
-        count = rows.shape[0]
-        # sum over rows of dy * (x - mean) * rstd: centred first, as the exact formula (no cancellation when a
-        # token's mean is large against its spread), then rstd as the row weights of one matrix-vector product
-        centred = x.view(-1, channels).to(weight.dtype) - mean.reshape(count, 1).to(weight.dtype)
-        grad_weight = torch.mm(rstd.reshape(1, count).to(weight.dtype), centred.mul_(rows)).view(channels)
-        grad_bias = torch.mm(rows.new_ones(1, count), rows).view(channels)
-        return grad_x, grad_weight, grad_bias, None
-
-
-class ChannelLayerNorm(nn.LayerNorm):
-    """nn.LayerNorm over the channels of (..., C) tokens with a faster CPU backward.
-
-    Same outputs and input gradient; the weight/bias gradients are summed in the weight's dtype, so under bf16
-    autocast they are exact sums where PyTorch's kernel accumulates them in bf16.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        needs_weight_grad = torch.is_grad_enabled() and self.weight.requires_grad
-        if x.device.type == "cpu" and needs_weight_grad and not torch.jit.is_tracing():  # ONNX export traces
-            return _LayerNormFunction.apply(x, self.weight, self.bias, self.eps)
-        return super().forward(x)
 
 
 def relative_position_index(window: int) -> Tensor:
@@ -315,16 +213,16 @@ class ConvFFN(nn.Module):
     def __init__(self, dim: int, hidden: int, depthwise: bool = True) -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.norm1 = BatchNorm2d(hidden, momentum=BN_MOMENTUM)
+        self.norm1 = MatVecBatchNorm2d(hidden, momentum=BN_MOMENTUM)
         self.act1 = nn.GELU()
         if depthwise:
             self.dw3x3 = nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden)
-            self.norm2 = BatchNorm2d(hidden, momentum=BN_MOMENTUM)
+            self.norm2 = MatVecBatchNorm2d(hidden, momentum=BN_MOMENTUM)
             self.act2 = nn.GELU()
         else:
             self.dw3x3 = self.norm2 = self.act2 = None
         self.fc2 = nn.Conv2d(hidden, dim, 1)
-        self.norm3 = BatchNorm2d(dim, momentum=BN_MOMENTUM)
+        self.norm3 = MatVecBatchNorm2d(dim, momentum=BN_MOMENTUM)
         self.act3 = nn.GELU()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -349,9 +247,9 @@ class HRFormerBlock(nn.Module):
         shift: int = 0,
     ) -> None:
         super().__init__()
-        self.norm1 = ChannelLayerNorm(dim, eps=LN_EPS)
+        self.norm1 = MatVecLayerNorm(dim, eps=LN_EPS)
         self.attn = WindowAttention(dim, num_heads, window, rel_pos_bias, shift)
-        self.norm2 = ChannelLayerNorm(dim, eps=LN_EPS)
+        self.norm2 = MatVecLayerNorm(dim, eps=LN_EPS)
         self.ffn = ConvFFN(dim, int(dim * mlp_ratio), ffn_dw)
         self.drop_path = DropPath(drop_path)
 

@@ -11,7 +11,9 @@ converted model gets `rel_pos_bias=False` and the dead tables are dropped, so it
 from __future__ import annotations
 
 import os
+import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,18 +39,42 @@ class ConversionReport:
     notes: list[str] = field(default_factory=list)
 
 
+ZIP_START = b"PK\x03\x04"  # torch.save's default format
+PICKLE_START = 0x80  # a pickle's PROTO opcode: torch's legacy format
+EXPECTED = "expected an official HRFormer or mmpose .pth (a state dict of tensors)"
+
+
 def load_checkpoint_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a .pth safely (weights_only) and unwrap the state dict from the known layouts."""
+    """Read a .pth safely (weights_only) and unwrap the state dict from the known layouts.
+
+    Failures say in our words what the file is not; torch's own warnings and its advice to load without
+    weights_only (which would run whatever code the file carries) never reach the user.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated, foreign or unsafe files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    with path.open("rb") as file:
+        start = file.read(4)
+    if not start:
+        raise CheckpointError(f"{path}: empty file; {EXPECTED}")
+    if not (start.startswith(ZIP_START) or start[0] == PICKLE_START):
         raise CheckpointError(
-            f"{path}: cannot read as a PyTorch checkpoint ({reason[:200]}); expected an official HRFormer or "
-            "mmpose .pth"
+            f"{path}: not a PyTorch checkpoint (neither torch's zip format nor a pickle); {EXPECTED}"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower():
+            raise CheckpointError(
+                f"{path}: refused for safety: it holds Python objects other than tensors and plain containers, "
+                f"which could run code when loaded; {EXPECTED}"
+            ) from None
+        raise CheckpointError(f"{path}: a damaged PyTorch checkpoint (its pickle cannot be read); {EXPECTED}") from None
+    except Exception:  # torch raises many types for truncated or damaged files
+        raise CheckpointError(
+            f"{path}: a damaged or truncated PyTorch checkpoint (it cannot be unpacked); {EXPECTED}"
         ) from None
     return unwrap_state_dict(obj, str(path))
 

@@ -11,12 +11,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UsageError
-from .blocks import BN_MOMENTUM, BatchNorm2d, Bottleneck, StridedDepthwiseConv2d
+from .blocks import BN_MOMENTUM, Bottleneck, StridedDepthwiseConv2d
 from .config import ModelConfig
+from .norms import MatVecBatchNorm2d
 
 
 def bn_relu(channels: int) -> nn.Sequential:
-    return nn.Sequential(BatchNorm2d(channels, momentum=BN_MOMENTUM), nn.ReLU(inplace=True))
+    return nn.Sequential(MatVecBatchNorm2d(channels, momentum=BN_MOMENTUM), nn.ReLU(inplace=True))
 
 
 class PoseHead(nn.Module):
@@ -50,7 +51,7 @@ class ClassificationHead(nn.Module):
             self._downsample(cin, cout, dense) for cin, cout in zip(widths[:-1], widths[1:], strict=True)
         )
         self.final_layer = nn.Sequential(
-            nn.Conv2d(widths[-1], 2048, 1), BatchNorm2d(2048, momentum=BN_MOMENTUM), nn.ReLU(inplace=True)
+            nn.Conv2d(widths[-1], 2048, 1), MatVecBatchNorm2d(2048, momentum=BN_MOMENTUM), nn.ReLU(inplace=True)
         )
         self.classifier = nn.Linear(2048, num_classes)
 
@@ -59,9 +60,12 @@ class ClassificationHead(nn.Module):
         if dense:
             strided: list[nn.Module] = [nn.Conv2d(cin, cout, 3, 2, 1)]
         else:
-            strided = [StridedDepthwiseConv2d(cin, cin, 3, 2, 1, groups=cin), BatchNorm2d(cin, momentum=BN_MOMENTUM)]
+            strided = [
+                StridedDepthwiseConv2d(cin, cin, 3, 2, 1, groups=cin),
+                MatVecBatchNorm2d(cin, momentum=BN_MOMENTUM),
+            ]
             strided.append(nn.Conv2d(cin, cout, 1))
-        return nn.Sequential(*strided, BatchNorm2d(cout, momentum=BN_MOMENTUM), nn.ReLU(inplace=True))
+        return nn.Sequential(*strided, MatVecBatchNorm2d(cout, momentum=BN_MOMENTUM), nn.ReLU(inplace=True))
 
     def forward(self, features: list[Tensor]) -> Tensor:
         y = self.incre_modules[0](features[0])

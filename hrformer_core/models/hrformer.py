@@ -13,8 +13,9 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import UsageError
-from .blocks import BN_MOMENTUM, BasicBlock, BatchNorm2d, Bottleneck, HRFormerBlock, conv_bn
+from .blocks import BN_MOMENTUM, BasicBlock, Bottleneck, HRFormerBlock, conv_bn
 from .config import ModelConfig
+from .norms import MatVecBatchNorm2d
 
 STEM_CHANNELS = 64
 STAGE1_PLANES = 64
@@ -32,7 +33,7 @@ class FuseUpsample(nn.Module):
     def __init__(self, cin: int, cout: int, scale: int, mode: str) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 1, bias=False)
-        self.bn = BatchNorm2d(cout, momentum=BN_MOMENTUM)
+        self.bn = MatVecBatchNorm2d(cout, momentum=BN_MOMENTUM)
         self.scale, self.mode = scale, mode
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -165,9 +166,9 @@ class HRFormerBackbone(nn.Module):
         self.config = config
         self.all_outputs = all_outputs
         self.conv1 = nn.Conv2d(3, STEM_CHANNELS, 3, 2, 1, bias=False)
-        self.bn1 = BatchNorm2d(STEM_CHANNELS, momentum=BN_MOMENTUM)
+        self.bn1 = MatVecBatchNorm2d(STEM_CHANNELS, momentum=BN_MOMENTUM)
         self.conv2 = nn.Conv2d(STEM_CHANNELS, STEM_CHANNELS, 3, 2, 1, bias=False)
-        self.bn2 = BatchNorm2d(STEM_CHANNELS, momentum=BN_MOMENTUM)
+        self.bn2 = MatVecBatchNorm2d(STEM_CHANNELS, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
         stage1_out = STAGE1_PLANES * Bottleneck.expansion
         self.layer1 = nn.Sequential(

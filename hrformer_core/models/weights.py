@@ -17,6 +17,7 @@ import torch
 
 from ..errors import CheckpointError, UsageError
 from ..utils.console import console
+from ..utils.sizes import parse_size
 from .checkpoint import CONFIG_KEY, load_state_dict_strict, read_safetensors
 from .config import ModelConfig
 from .convert import convert_state_dict, load_checkpoint_file
@@ -24,6 +25,8 @@ from .heads import head_spec
 from .registry import HRFormerModel, build_model
 
 PTH_SUFFIXES = (".pth", ".pt", ".bin")
+LATEST = "last"  # `--weights last`: the newest run folder's weights
+RUNS_DIR = Path("runs")
 NO_WEIGHTS_HELP = (
     "no weights given: pass --weights with a trained model (runs/<task>/.../weights/best.safetensors or the run "
     "folder), an official HRFormer/mmpose .pth (convert it once with `hrformer convert`), or a Hub model "
@@ -61,17 +64,6 @@ class WeightsFile:
         return info
 
 
-def parse_size(size: str | tuple[int, int] | list[int], what: str = "input size") -> tuple[int, int]:
-    """`"256x192"` (H x W), `"224"` (square) or a pair -> (H, W) of positive ints."""
-    text = "x".join(map(str, size)) if isinstance(size, tuple | list) else str(size)
-    parts = text.lower().replace("×", "x").split("x")
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise UsageError(f"{what} {size!r}: expected HxW in pixels, e.g. 256x192")
-    return int(parts[0]), int(parts[1])
-
-
 def input_size_of(config: ModelConfig, metadata: dict[str, str] | None = None) -> tuple[int, int]:
     """The (H, W) the model was trained at: config.extra["input_size"], the metadata, else the reference's."""
     recorded = config.extra.get("input_size") or (metadata or {}).get("input_size")
@@ -80,11 +72,21 @@ def input_size_of(config: ModelConfig, metadata: dict[str, str] | None = None) -
     return head_spec(config.task).reference_input_size
 
 
-def resolve_weights(spec: str | os.PathLike | None) -> WeightsFile:
-    """Find and read `--weights` (converting official .pth files on the fly)."""
+def resolve_weights(
+    spec: str | os.PathLike | None, runs: str | os.PathLike = RUNS_DIR, pattern: str = "*/*"
+) -> WeightsFile:
+    """Find and read `--weights` (converting official .pth files on the fly).
+
+    `last` is the newest run folder with weights among `runs/<pattern>` (by default any task and recipe;
+    `hrformer eval` narrows it to its recipe's runs, `runs/<task>/<name>*`).
+    """
     if spec is None or str(spec) == "":
         raise UsageError(NO_WEIGHTS_HELP)
     text = str(spec)
+    if text == LATEST:
+        folder = latest_run(Path(runs), pattern)
+        console.print(f"weights: {LATEST} = {folder}", highlight=False, soft_wrap=True)
+        return _from_safetensors(text, run_weights(folder), "run")
     if text.startswith("hf://"):
         return _from_hub(text)
     path = Path(text).expanduser()
@@ -113,6 +115,22 @@ def hrformer_model(weights: WeightsFile) -> HRFormerModel:
     model = build_model(weights.config)
     load_state_dict_strict(model, weights.tensors, str(weights.path))
     return model.eval()
+
+
+def latest_run(runs: Path, pattern: str = "*/*") -> Path:
+    """The run folder under `runs` (matching `pattern`) whose weights were written last."""
+    candidates = [
+        weights.parent.parent
+        for folder in runs.glob(pattern)
+        for weights in (folder / "weights" / "best.safetensors", folder / "weights" / "last.safetensors")
+        if weights.is_file()
+    ]
+    if not candidates:
+        raise UsageError(
+            f"--weights {LATEST}: no run folder with weights under {runs / pattern}; train one first "
+            "(`hrformer train --recipe quickstart`) or pass a weights file or run folder"
+        )
+    return max(candidates, key=lambda folder: max(p.stat().st_mtime for p in (folder / "weights").glob("*")))
 
 
 def run_weights(folder: Path) -> Path:

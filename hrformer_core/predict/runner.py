@@ -16,8 +16,9 @@ from torch import nn
 
 from ..errors import UsageError
 from ..models.fuse import optimize_for_inference
-from ..models.weights import WeightsFile, parse_size
+from ..models.weights import WeightsFile
 from ..tasks import Prediction, PredictOptions, Predictor, Task, check_predict_options, load_task_model
+from ..utils.sizes import parse_size
 from .sources import FrameStream
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..data.images import UnreadableImage, captured_stderr, read_image
 from ..errors import DataError, UsageError
 from ..utils.console import console
 
@@ -224,12 +225,13 @@ class FrameStream:
                 f"source {str(path)!r}: unknown file type {suffix or '(none)'}; expected an image "
                 f"({', '.join(sorted(IMAGE_SUFFIXES))}), a video ({', '.join(sorted(VIDEO_SUFFIXES))}) or a .txt list"
             )
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            self.report.skip(path, "unreadable or corrupt image")
+        try:
+            image = read_image(path)
+        except UnreadableImage as exc:
+            self.report.skip(path, exc.reason)
             return
         self.report.images += 1
-        yield Frame(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), path, self.relative(path))
+        yield Frame(image, path, self.relative(path))
 
     def _frames(self, opened: _Opened, path: Path | None, relative: Path) -> Iterator[Frame]:
         """Decode one frame at a time; the capture is released however the iteration ends."""
@@ -250,9 +252,13 @@ _Opened = tuple[cv2.VideoCapture, np.ndarray]
 
 
 def _open_video(device: Path | int) -> _Opened | None:
-    """An opened capture and its first frame, or None when it cannot be opened or decodes nothing."""
-    capture = cv2.VideoCapture(str(device) if isinstance(device, Path) else device)
-    ok, first = capture.read() if capture.isOpened() else (False, None)
+    """An opened capture and its first frame, or None when it cannot be opened or decodes nothing.
+
+    FFmpeg's own complaints about a file it cannot open (e.g. `moov atom not found`) stay off the terminal.
+    """
+    with captured_stderr():
+        capture = cv2.VideoCapture(str(device) if isinstance(device, Path) else device)
+        ok, first = capture.read() if capture.isOpened() else (False, None)
     if ok:
         return capture, first
     capture.release()

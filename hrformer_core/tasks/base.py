@@ -127,7 +127,12 @@ class Task(ABC):
 
     @abstractmethod
     def build_val_dataset(self, recipe: Recipe) -> torch.utils.data.Dataset:
-        """A map-style dataset whose samples `compute_metrics` can match predictions to by index."""
+        """A map-style dataset whose samples `compute_metrics` can match predictions to by index.
+
+        It may name unreadable images as the training set does (`bad_images`, best a mapping path -> reason,
+        and `record_skipped`); evaluation reports them, and leaves out the predictions of the samples that
+        `unreadable_indices(bad_images)` returns (stand-ins for unreadable images, never another image's).
+        """
 
     @abstractmethod
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
@@ -143,7 +148,8 @@ class Task(ABC):
 
     @abstractmethod
     def compute_metrics(self, predictions: Sequence[Any], dataset: Any, out_dir: Path) -> dict[str, Any]:
-        """Metrics from `predictions[i]` for `dataset[i]`; may write files (e.g. result JSON) to `out_dir`."""
+        """Metrics from `predictions[i]` for `dataset[i]` (in dataset order, less the samples left out as
+        unreadable, see `build_val_dataset`); may write files (e.g. result JSON) to `out_dir`."""
 
     def collate(self, samples: list[Any]) -> Any:
         """Samples to a batch (both DataLoaders use it); the default stacks tensors in dicts and tuples."""

@@ -15,7 +15,8 @@ from torch import nn
 from ...data.transforms import normalize_image
 from ...errors import UsageError
 from ...models import ModelConfig
-from ...predict.sources import Frame, frame_image_id
+from ...predict.base import ImagePredictor
+from ...predict.sources import Frame
 from ..base import PredictOptions
 from .draw import draw_topk
 
@@ -59,21 +60,16 @@ def read_class_names(path: str | Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-class ClsPredictor:
+class ClsPredictor(ImagePredictor):
     def __init__(
         self, model: nn.Module, config: ModelConfig, input_size: tuple[int, int], options: PredictOptions
     ) -> None:
-        self.model = model
-        self.device = next(model.parameters()).device
-        self.input_size = input_size
-        self.batch_size = options.batch_size
+        super().__init__(model, input_size, options)
         self.topk = int(options.task_options.get("topk", 5))
         if self.topk < 1:
             raise UsageError(f"--topk {self.topk}: expected at least 1")
         names = options.task_options.get("class_names")
         self.class_names = self._class_names(read_class_names(names) if names is not None else None, config)
-        self.notes: list[str] = []
-        self._count = 0
 
     @staticmethod
     def _class_names(names: Sequence[str] | None, config: ModelConfig) -> list[str]:
@@ -84,28 +80,17 @@ class ClsPredictor:
             raise UsageError(f"{len(names)} class names given but the model has {count} classes")
         return list(names)
 
-    def summary_notes(self) -> list[str]:
-        return []
-
     def __call__(self, frames: Iterable[Frame]) -> Iterator[ClsResult]:
-        batch: list[Frame] = []
-        for frame in frames:
-            batch.append(frame)
-            if len(batch) == self.batch_size:
-                yield from self._classify(batch)
-                batch = []
-        if batch:
+        for batch in self.batches(frames):
             yield from self._classify(batch)
 
     def _classify(self, frames: list[Frame]) -> Iterator[ClsResult]:
         x = torch.from_numpy(np.stack([normalize_image(center_crop(f.image, self.input_size)) for f in frames]))
-        with torch.inference_mode():
-            probabilities = torch.softmax(self.model(x.to(self.device)).float(), 1).cpu()
+        probabilities = torch.softmax(self.forward(x).float(), 1).cpu()
         values, indices = probabilities.topk(min(self.topk, probabilities.shape[1]), dim=1)
         for frame, vals, ids in zip(frames, values.tolist(), indices.tolist(), strict=True):
-            self._count += 1
             topk = [(i, self.class_names[i], p) for i, p in zip(ids, vals, strict=True)]
-            yield ClsResult(frame, frame_image_id(frame, self._count), topk)
+            yield ClsResult(frame, self.next_image_id(frame), topk)
 
 
 def center_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

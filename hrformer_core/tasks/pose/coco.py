@@ -1,15 +1,17 @@
 """COCO top-down keypoint dataset: one sample per person box (ground truth or detector boxes).
 
 Standard layout: `root/annotations/person_keypoints_{split}2017.json` and `root/{split}2017/*.jpg`;
-an explicit `ann_file` / `image_dir` is accepted too. Unreadable images are skipped (the sample is
-replaced by the next person of another image, deterministically) and reported through `bad_images`.
+an explicit `ann_file` / `image_dir` is accepted too. Unreadable images (missing, truncated, corrupt) are
+skipped and reported through `bad_images`: for training a sample is replaced by the next person of another
+image, deterministically; for evaluation (`replace_unreadable=False`) the sample is marked unreadable and its
+prediction left out (`unreadable_indices`), so no person is scored twice.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,21 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hrformer_core.data.images import UnreadableImage, read_image
 from hrformer_core.errors import DataError
 from hrformer_core.tasks.pose.codecs import HeatmapCodec
 from hrformer_core.tasks.pose.keypoints import KeypointSet
 from hrformer_core.tasks.pose.transforms import TopDownAugment, TopDownTransform, box_xywh_to_center_scale
 
 LAYOUT = "root/annotations/person_keypoints_{split}2017.json and root/{split}2017/"
+DETECTIONS_SOURCE = (
+    "the person detections file COCO_val2017_detections_AP_H_56_person.json is published with HRNet's data "
+    "preparation (https://github.com/leoxiaobin/deep-high-resolution-net.pytorch#data-preparation)"
+)
+WHERE_TO_GET = (
+    "point at it with data.root=/path/to/coco or HRFORMER_COCO=/path/to/coco; COCO 2017 is published at "
+    f"https://cocodataset.org/#download and {DETECTIONS_SOURCE}"
+)
 
 
 def _number(value: Any) -> bool:
@@ -114,8 +125,11 @@ class CocoKeypoints(Dataset):
     Items: `image` float32 (3, H, W), `target` (K, h, w), `target_weight` (K,), and `meta` with
     `index` (record used), `requested_index`, `image_id`, `center`, `scale` (pixels), `rotation`,
     `flip`, `box_score`, `area` (padded box area, as the reference OKS-NMS uses) and `keypoints`
-    (K, 3) in image pixels (zeros for detector boxes). With DataLoader workers, call
-    `record_skipped(batch)` in the main process so `bad_images` sees every skip.
+    (K, 3) in image pixels (zeros for detector boxes), and `readable` (False for the blank sample standing in
+    for an unreadable image when `replace_unreadable` is off). With DataLoader workers, call
+    `record_skipped(batch)` in the main process so `bad_images` (path -> reason) sees every skip.
+    `keep_empty_boxes` and `apply_exif_orientation` choose between our reading and the reference's
+    (docs/pose-eval-parity.md).
     """
 
     def __init__(
@@ -127,6 +141,8 @@ class CocoKeypoints(Dataset):
         image_dir: str | Path | None = None,
         det_file: str | Path | None = None,
         det_threshold: float = 0.0,
+        keep_empty_boxes: bool = True,
+        apply_exif_orientation: bool = False,
         input_size_hw: tuple[int, int] = (256, 192),
         heatmap_size_hw: tuple[int, int] | None = None,
         sigma: float = 2.0,
@@ -136,6 +152,7 @@ class CocoKeypoints(Dataset):
         keypoint_set: KeypointSet | None = None,
         seed: int = 0,
         max_bad_fraction: float = 0.01,
+        replace_unreadable: bool = True,
     ) -> None:
         self.ann_file, self.image_dir = self._resolve_paths(root, split, ann_file, image_dir)
         category, images, annotations = load_coco_keypoints(self.ann_file)
@@ -157,8 +174,13 @@ class CocoKeypoints(Dataset):
         self.codec = HeatmapCodec(self.input_size_hw, self.heatmap_size_hw, sigma, unbiased=unbiased_encoding)
         self.seed, self.epoch = int(seed), 0
         self.max_bad_fraction = max_bad_fraction
-        self.bad_images: set[str] = set()
+        self.replace_unreadable = replace_unreadable
+        self.bad_images: dict[str, str] = {}
         self.num_unknown_detections = 0
+        self.keep_empty_boxes = keep_empty_boxes
+        self.num_empty_boxes = 0
+        # COCO's annotations are in the stored pixel grid; the reference (mmcv.imread) rotates by EXIF.
+        self.imread_flags = cv2.IMREAD_COLOR | (0 if apply_exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION)
         self.det_file = Path(det_file) if det_file is not None else None
         if self.det_file is None:
             self._set_records(self._gt_records(annotations))
@@ -175,12 +197,14 @@ class CocoKeypoints(Dataset):
                 raise DataError("no dataset given: pass a root folder (" + layout + ") or an ann_file")
             root = Path(root)
             if not root.is_dir():
-                raise DataError(f"{root}: dataset folder not found; expected the COCO layout {layout}")
+                raise DataError(f"{root}: dataset folder not found; expected the COCO layout {layout}; {WHERE_TO_GET}")
             ann_path = root / "annotations" / f"person_keypoints_{split}2017.json"
         else:
             ann_path = Path(ann_file)
         if not ann_path.is_file():
-            raise DataError(f"{ann_path}: annotation file not found; expected the COCO layout {layout}")
+            raise DataError(
+                f"{ann_path}: annotation file not found; expected the COCO layout {layout}; {WHERE_TO_GET}"
+            )
         if image_dir is not None:
             image_path = Path(image_dir)
         elif root is not None:
@@ -188,7 +212,9 @@ class CocoKeypoints(Dataset):
         else:
             image_path = ann_path.parent
         if not image_path.is_dir():
-            raise DataError(f"{image_path}: image folder not found; expected the COCO layout {layout}")
+            raise DataError(
+                f"{image_path}: image folder not found; expected the COCO layout {layout}; {WHERE_TO_GET}"
+            )
         return ann_path, image_path
 
     def _gt_records(self, annotations: list[dict[str, Any]]) -> list[tuple[int, list[float], list[float], float]]:
@@ -200,15 +226,23 @@ class CocoKeypoints(Dataset):
             if ann.get("iscrowd", 0) or ("area" in ann and not ann["area"] > 0):
                 continue
             box = _clean_box(ann["bbox"], image["width"], image["height"])
-            if box is None or max(ann["keypoints"]) <= 0 or ann.get("num_keypoints", 1) == 0:
+            if box is None or max(ann["keypoints"]) == 0 or ann.get("num_keypoints", 1) == 0:
                 continue
             records.append((position[ann["image_id"]], box, ann["keypoints"], 1.0))
         return records
 
     def _det_records(self, path: Path, threshold: float) -> list[tuple[int, list[float], list[float], float]]:
-        """Person boxes from a COCO results file (category of the keypoints, score >= threshold)."""
+        """Person boxes from a COCO results file (category of the keypoints, score >= threshold).
+
+        Boxes with w <= 0 or h <= 0 are counted in `num_empty_boxes` and kept, as the reference does (its crop
+        comes from the aspect-ratio rule, or is image pixel (0, 0) repeated when both are 0), unless
+        `keep_empty_boxes` is off.
+        """
         if not path.is_file():
-            raise DataError(f"{path}: detection file not found; expected a COCO results JSON list")
+            raise DataError(
+                f"{path}: detection file not found; expected a COCO results JSON list ({DETECTIONS_SOURCE}), "
+                "or data.val_boxes=gt for the ground-truth boxes"
+            )
         detections = _read_json(path, "detection file")
         if not isinstance(detections, list):
             raise DataError(f"{path}: expected a JSON list of {{image_id, category_id, bbox, score}} detections")
@@ -229,7 +263,9 @@ class CocoKeypoints(Dataset):
             if det.get("image_id") not in position:
                 unknown += 1
                 continue
-            if det["bbox"][2] > 0 and det["bbox"][3] > 0:
+            empty = not (det["bbox"][2] > 0 and det["bbox"][3] > 0)
+            self.num_empty_boxes += int(empty)
+            if self.keep_empty_boxes or not empty:
                 records.append((position[det["image_id"]], det["bbox"], zeros, float(det["score"])))
         if detections and unknown == len(detections):
             raise DataError(f"{path}: none of its detections refers to an image of {self.ann_file}")
@@ -265,9 +301,9 @@ class CocoKeypoints(Dataset):
         cv2.setNumThreads(1)
         torch.set_num_threads(1)
 
-    def _read_image(self, path: Path) -> np.ndarray | None:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    def _read_image(self, path: Path) -> np.ndarray:
+        """RGB pixels, or UnreadableImage saying why not."""
+        return read_image(path, self.imread_flags)
 
     def _replacement_path(self, index: int) -> Iterator[int]:
         """Record indices tried, in order, when record `index` cannot be loaded: one per other image."""
@@ -278,46 +314,84 @@ class CocoKeypoints(Dataset):
                 seen.add(self.image_index[j])
                 yield j
 
-    def _mark_bad(self, path: Path) -> None:
-        self.bad_images.add(str(path))
+    def _mark_bad(self, path: Path, reason: str) -> None:
+        self.bad_images[str(path)] = reason
         allowed = max(1, int(self.max_bad_fraction * len(self.images)))
         if len(self.bad_images) > allowed:
+            first = min(self.bad_images)
             raise DataError(
                 f"{len(self.bad_images)} of {len(self.images)} images under {self.image_dir} cannot be read "
-                f"(e.g. {min(self.bad_images)}); at most {allowed} ({self.max_bad_fraction:.1%}) are tolerated"
+                f"(e.g. {first}: {self.bad_images[first]}); at most {allowed} ({self.max_bad_fraction:.1%}) are "
+                "tolerated: fix or remove them, or raise data.max_bad_fraction to skip more"
             )
 
-    def _load(self, index: int) -> tuple[int, np.ndarray]:
+    def _try_read(self, index: int) -> np.ndarray | None:
+        """The image of record `index`, or None (noting the image in `bad_images`) when it cannot be read."""
+        path = self.image_path(index)
+        if str(path) in self.bad_images:
+            return None
+        try:
+            return self._read_image(path)
+        except UnreadableImage as exc:
+            self._mark_bad(path, exc.reason)
+            return None
+
+    def _load(self, index: int) -> tuple[int, np.ndarray | None]:
+        """(record used, its image); without replacement the image is None when record `index`'s is unreadable."""
+        if not self.replace_unreadable:
+            return index, self._try_read(index)
         for j in self._replacement_path(index):
-            path = self.image_path(j)
-            if str(path) in self.bad_images:
-                continue
-            image = self._read_image(path)
+            image = self._try_read(j)
             if image is not None:
                 return j, image
-            self._mark_bad(path)
         raise DataError(f"no image of {self.ann_file} under {self.image_dir} can be read")
+
+    def _note_bad(self, index: int) -> None:
+        """Note in this process the unreadable image of record `index` that a DataLoader worker found."""
+        path = self.image_path(index)
+        if str(path) not in self.bad_images:
+            try:
+                self._read_image(path)
+                reason = "could not be read in a DataLoader worker"
+            except UnreadableImage as exc:
+                reason = exc.reason
+            self._mark_bad(path, reason)
 
     def record_skipped(self, batch: dict[str, Any]) -> None:
         """Add to `bad_images` the images that (worker) samples of a collated batch had to skip."""
         meta = batch["meta"]
         requested = np.asarray(meta["requested_index"]).reshape(-1)
         used = np.asarray(meta["index"]).reshape(-1)
-        for req, final in zip(requested.tolist(), used.tolist(), strict=True):
+        readable = np.asarray(meta["readable"]).reshape(-1)
+        for req, final, ok in zip(requested.tolist(), used.tolist(), readable.tolist(), strict=True):
+            if not ok:
+                self._note_bad(req)
             if req == final:
                 continue
             for j in self._replacement_path(req):
                 if j == final:
                     break
-                if str(self.image_path(j)) not in self.bad_images:
-                    self._mark_bad(self.image_path(j))
+                self._note_bad(j)
+
+    def unreadable_indices(self, bad_images: Collection[str]) -> set[int]:
+        """Records whose image is among `bad_images` (paths, as `bad_images` holds them, e.g. merged over ranks).
+
+        Without replacement their samples are blank stand-ins, whose predictions evaluation leaves out.
+        """
+        bad = [i for i, image in enumerate(self.images) if str(self.image_dir / image["file_name"]) in bad_images]
+        return set(np.flatnonzero(np.isin(self.image_index, bad)).tolist())
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         used, image = self._load(index)
+        readable = image is not None
+        if image is None:  # a blank stand-in, so the batch keeps its shape; its prediction is dropped
+            entry = self.images[self.image_index[index]]
+            image = np.zeros((int(entry["height"]), int(entry["width"]), 3), np.uint8)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         sample = self.transform(image, self.centers[used], self.scales[used], self.keypoints[used], rng=rng)
         target, weight = self.codec.encode(sample.keypoints, sample.visible)
         meta = {
+            "readable": readable,
             "index": used,
             "requested_index": index,
             "image_id": int(self.images[self.image_index[used]]["id"]),

@@ -64,7 +64,8 @@ class HeatmapCodec:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Heatmaps (N, K, h, w) -> coordinates (N, K, 2) in heatmap pixels and scores (N, K).
 
-        Default: argmax, then a quarter pixel toward the higher neighbour (the reference decoding).
+        Default: argmax, then a quarter pixel toward the higher neighbour (the reference decoding); a map
+        whose peak is <= 0 gives (-1, -1) and its peak value, as the reference.
         `dark=True`: DARK, i.e. Gaussian-blur modulation then a second-order Taylor step on the log map.
         """
         maps = _to_numpy(heatmaps)
@@ -83,14 +84,18 @@ def _to_numpy(heatmaps: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def _argmax(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer peak (N, K, 2) and its value; maps whose peak is <= 0 decode to (0, 0) as the reference."""
+    """Integer peak (N, K, 2) and its value (first maximum in row-major order on ties).
+
+    A map whose peak is not > 0 (or is NaN) decodes to (-1, -1), as the reference `_get_max_preds`; neither
+    refinement touches that point (their neighbour tests need px > 1), so it is back-projected as it is: one
+    heatmap pixel up and left of the crop's corner.
+    """
     n, k, _, w = maps.shape
     flat = maps.reshape(n, k, -1)
     index = flat.argmax(axis=2)
     scores = np.take_along_axis(flat, index[..., None], axis=2)[..., 0]
     coords = np.stack([index % w, index // w], axis=-1).astype(np.float64)
-    coords *= (scores > 0)[..., None]
-    return coords, scores
+    return np.where((scores > 0)[..., None], coords, -1.0), scores
 
 
 def _sample(maps: np.ndarray, px: np.ndarray, py: np.ndarray, dx: int, dy: int) -> np.ndarray:

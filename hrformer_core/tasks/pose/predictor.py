@@ -21,9 +21,10 @@ from ...data.transforms import get_affine_matrix, normalize_image
 from ...errors import UsageError
 from ...evaluation.coco_keypoints import PersonPrediction, rescore, to_coco_results
 from ...models import ModelConfig
-from ...predict.sources import Frame, frame_image_id
+from ...predict.base import ImagePredictor
+from ...predict.sources import Frame
 from ..base import PredictOptions
-from .detectors import BoxesFile, Detector, build_detector, hog_available, keep_boxes
+from .detectors import BoxesFile, Detector, build_detector, describe_detector, keep_boxes
 from .draw import draw_pose
 from .inference import decode_keypoints, predict_heatmaps
 from .keypoints import COCO17, KeypointSet, get_keypoint_set
@@ -94,17 +95,15 @@ class PoseResult:
         return f"{self.num_people} people{best}"
 
 
-class PosePredictor:
+class PosePredictor(ImagePredictor):
     """Finds person boxes (a boxes file, a detector or the whole image) and predicts their keypoints."""
 
     def __init__(
         self, model: nn.Module, config: ModelConfig, input_size: tuple[int, int], options: PredictOptions
     ) -> None:
+        super().__init__(model, input_size, options)
         extra = options.task_options
-        self.model = model
-        self.device = next(model.parameters()).device
-        self.input_size = input_size
-        self.batch_size, self.flip = options.batch_size, options.flip
+        self.flip = options.flip
         self.box_threshold = float(extra.get("box_threshold", 0.3))
         self.kpt_threshold = float(extra.get("kpt_threshold", 0.3))
         boxes, detector = extra.get("boxes"), extra.get("detector")
@@ -120,14 +119,8 @@ class PosePredictor:
         self.detector: Detector = detector if callable(detector) else build_detector(detector)
         self.keypoint_set = self._keypoint_set(extra.get("keypoints"), config.num_keypoints)
         self.unboxed: list[str] = []
-        self.notes: list[str] = []
-        if boxes is None and detector is None:
-            hog = " (or --detector hog)" if hog_available() else ""
-            self.notes.append(
-                "no person boxes given, each image is one person box (whole-image); pass --boxes dets.json or "
-                f"--detector module:callable{hog}"
-            )
-        self._count = 0
+        if boxes is None:
+            self.notes.append(f"person boxes: {describe_detector(self.detector)}")
 
     @staticmethod
     def _keypoint_set(name: str | None, count: int) -> KeypointSet:
@@ -160,9 +153,10 @@ class PosePredictor:
         yield from self._flush(pending)
 
     def _image_id(self, frame: Frame) -> int:
-        self._count += 1
+        """The boxes file's id for the image, else the usual file-name rule."""
+        running = self.next_image_id(frame)
         if self.boxes is None or frame.is_video:
-            return frame_image_id(frame, self._count)
+            return running
         found = self.boxes.image_id(frame.name)
         return self._count if found is None else found
 
@@ -201,16 +195,12 @@ class PosePredictor:
                 frame, image_id, boxes, box_scores, people, scores, self.keypoint_set, self.kpt_threshold
             )
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():  # scoped here: the caller's grad mode is left alone
-            return self.model(x.to(self.device))
-
     def _keypoints(self, crops: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
         """(M, K, 3) image-pixel keypoints with heatmap-peak scores (clipped to [0, 1]) for M crops."""
         pairs = self.keypoint_set.flip_pairs if self.flip else None
         maps = torch.cat(
             [
-                predict_heatmaps(self._forward, torch.from_numpy(crops[i : i + self.batch_size]), pairs).cpu()
+                predict_heatmaps(self.forward, torch.from_numpy(crops[i : i + self.batch_size]), pairs).cpu()
                 for i in range(0, len(crops), self.batch_size)
             ]
         )

@@ -56,6 +56,10 @@ class PoseData(DataSection):
         default="person_detection_results/COCO_val2017_detections_AP_H_56_person.json", metadata=SAFE
     )
     det_threshold: float = field(default=0.0, metadata={"min": 0.0, **SAFE})
+    # Detector boxes with w or h <= 0 are evaluated as the reference does; false drops them (docs/pose-eval-parity.md).
+    keep_empty_boxes: bool = field(default=True, metadata=SAFE)
+    # true reads images rotated by their EXIF orientation, as the reference; COCO's labels are for the stored pixels.
+    apply_exif_orientation: bool = field(default=False, metadata=SAFE)
     keypoints: str = "coco17"
     input_size: tuple[int, int] = (256, 192)
     sigma: float = field(default=2.0, metadata={"min": 0.1})
@@ -97,6 +101,12 @@ def _synthetic_root(cache: Path, num_train: int, num_val: int, seed: int, image_
 
 
 def resolve_root(data: PoseData) -> Path | None:
+    """The dataset folder: the built-in synthetic set's cache folder, or `data.root` (never both silently)."""
+    if data.synthetic and data.root:
+        raise UsageError(
+            f"data.root={data.root} and data.synthetic=true: the synthetic set would be used and data.root "
+            "ignored; add data.synthetic=false to use data.root, or data.root= (empty) for the synthetic set"
+        )
     if data.synthetic:
         s = data.synthetic_set
         return _synthetic_root(cache_dir(), s.num_train, s.num_val, s.seed, tuple(s.image_size))
@@ -173,6 +183,9 @@ class PoseTask(HRFormerTask):
             keypoint_set=keypoint_set(data),
             seed=recipe.train.seed,
             max_bad_fraction=data.max_bad_fraction,
+            replace_unreadable=train,
+            keep_empty_boxes=data.keep_empty_boxes,
+            apply_exif_orientation=data.apply_exif_orientation,
         )
 
     def build_train_dataset(self, recipe: Any) -> CocoKeypoints:
@@ -225,7 +238,11 @@ class PoseTask(HRFormerTask):
             keypoint_score_threshold=self._eval.keypoint_score_threshold,
             category_id=dataset.category_id,
         )
-        return evaluate_coco_keypoints(dataset.ann_file, results, sigmas, out_dir=out_dir)
+        metrics = evaluate_coco_keypoints(dataset.ann_file, results, sigmas, out_dir=out_dir)
+        if getattr(dataset, "det_file", None) is not None:  # how many detector boxes had zero size, and their fate
+            kept = dataset.num_empty_boxes if dataset.keep_empty_boxes else 0
+            metrics.update(empty_boxes_kept=kept, empty_boxes_dropped=dataset.num_empty_boxes - kept)
+        return metrics
 
     def predictor(self, model: nn.Module, weights: WeightsFile, options: PredictOptions) -> PosePredictor:
         return PosePredictor(model, weights.config, options.input_size, options)

@@ -15,7 +15,8 @@ from torch import nn
 from ...data.transforms import normalize_image
 from ...errors import UsageError
 from ...models import ModelConfig
-from ...predict.sources import Frame, frame_image_id
+from ...predict.base import ImagePredictor
+from ...predict.sources import Frame
 from ..base import PredictOptions
 from .draw import overlay_mask
 
@@ -53,49 +54,32 @@ class SegResult:
         return f"{len(np.unique(self.labels))} classes present"
 
 
-class SegPredictor:
+class SegPredictor(ImagePredictor):
     def __init__(
         self, model: nn.Module, config: ModelConfig, input_size: tuple[int, int], options: PredictOptions
     ) -> None:
-        self.model = model
-        self.device = next(model.parameters()).device
-        self.input_size = input_size
-        self.batch_size = options.batch_size
+        super().__init__(model, input_size, options)
         self.num_classes = config.num_classes
         self.mode = options.task_options.get("seg_mode", "whole")
         if self.mode not in SEG_MODES:
             raise UsageError(f"--seg-mode {self.mode!r}: expected one of {', '.join(SEG_MODES)}")
-        self.notes: list[str] = []
-        self._count = 0
-
-    def summary_notes(self) -> list[str]:
-        return []
 
     def __call__(self, frames: Iterable[Frame]) -> Iterator[SegResult]:
         if self.mode == "slide":
             for frame in frames:
                 yield self._result(frame, self._segment_sliding(frame.image))
             return
-        batch: list[Frame] = []
-        for frame in frames:
-            batch.append(frame)
-            if len(batch) == self.batch_size:
-                yield from self._segment_whole(batch)
-                batch = []
-        yield from self._segment_whole(batch)
+        for batch in self.batches(frames):
+            yield from self._segment_whole(batch)
 
     def _result(self, frame: Frame, labels: np.ndarray) -> SegResult:
-        self._count += 1
-        return SegResult(frame, frame_image_id(frame, self._count), labels, self.num_classes)
+        return SegResult(frame, self.next_image_id(frame), labels, self.num_classes)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            _, logits = self.model(x.to(self.device))
+        _, logits = self.forward(x)
         return logits.float().cpu()
 
     def _segment_whole(self, frames: list[Frame]) -> Iterator[SegResult]:
-        if not frames:
-            return
         height, width = self.input_size
         resized = [cv2.resize(f.image, (width, height), interpolation=cv2.INTER_LINEAR) for f in frames]
         logits = self._logits(torch.from_numpy(np.stack([normalize_image(i) for i in resized])))
