@@ -26,6 +26,7 @@ TINY = [
     "train.batch_size=4",
     "train.workers=0",
     "train.epochs=1",
+    "train.max_steps=null",  # the quick start is sized in steps; these tests size runs in epochs
     "train.log_interval=1",
     "eval.batch_size=8",
 ]

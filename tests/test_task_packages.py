@@ -103,3 +103,25 @@ def test_toy_task_trains_evaluates_and_predicts_through_the_cli(tmp_path: Path, 
     # A task-specific option of another task is refused, naming the task.
     refused = runner.invoke(app, ["predict", str(images), "-w", str(run), "--topk", "3", "--no-save"])
     assert refused.exit_code == 2 and "--topk: not an option for toy models" in refused.output
+
+
+def test_training_ends_with_the_commands_for_its_run_and_weights_last_finds_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HRFORMER_PLUGINS", "engine_toy_task")
+    monkeypatch.chdir(tmp_path)  # `last` looks under ./runs
+    (tmp_path / "toy.yaml").write_text(TOY)
+    for _ in range(2):
+        trained = runner.invoke(app, ["train", "--recipe", "toy.yaml"])
+        assert trained.exit_code == 0, trained.output
+    second = Path("runs") / "toy" / "toy-2"
+    lines = trained.output.splitlines()
+    assert f"run folder: {second}" in lines
+    assert f"evaluate:   hrformer eval --recipe {second / 'recipe.yaml'} --weights {second}" in lines
+    evaluated = runner.invoke(app, ["eval", "--recipe", str(second / "recipe.yaml"), "--weights", "last"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert f"weights: last = {second}" in evaluated.output
+    cv2.imwrite("image.png", np.zeros((8, 8, 3), np.uint8))
+    predicted = runner.invoke(app, ["predict", "image.png", "--weights", "last", "--no-save"])
+    assert predicted.exit_code == 0 and f"weights: last = {second}" in predicted.output
+    monkeypatch.chdir(tmp_path / "runs")
+    missing = runner.invoke(app, ["predict", str(tmp_path / "image.png"), "--weights", "last"])
+    assert missing.exit_code == 2 and "no run folder with weights" in missing.output

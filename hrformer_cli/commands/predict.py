@@ -27,7 +27,10 @@ def predict(
         ..., help="Images, folders (recursive), globs, .txt lists (one path per line), videos or webcam:N."
     ),
     weights: str = typer.Option(
-        None, "--weights", "-w", help="Our .safetensors, a run folder, an official/mmpose .pth, or hf://ORG/NAME[@REV]."
+        None,
+        "--weights",
+        "-w",
+        help="Our .safetensors, a run folder, last (the newest run), an official/mmpose .pth, or hf://ORG/NAME[@REV].",
     ),
     task: str = typer.Option(None, "--task", help="Expected task (pose, seg or cls); checked against the weights."),
     boxes: Path = typer.Option(

@@ -44,7 +44,35 @@ def train_command(
     master_addr: str = typer.Option(None, "--master-addr", help="Rendezvous host for multi-node runs."),
     master_port: int = typer.Option(None, "--master-port", help="Rendezvous port for multi-node runs."),
 ) -> None:
-    """Train a model from a recipe (the run folder gets weights, metrics, plots and the resolved recipe)."""
+    """Train a model from a recipe (the run folder gets weights, metrics, plots and the resolved recipe).
+
+    A run is fixed work: train.max_steps optimiser steps when set (else
+    train.epochs epochs), with the learning-rate schedule laid over exactly
+    those steps, so a slower machine takes longer but trains the same model.
+    train.max_time_minutes is a safety net only: a run it stops says that its
+    result is not the recipe's (also in summary.json); --resume finishes it.
+    At step 10 the run says when it will not fit train.max_time_minutes.
+
+    Checkpoints (weights/last.safetensors, state.pt) are written at the end of
+    every epoch, after every evaluation and, when set, every
+    train.checkpoint_interval_steps steps; --resume continues from the last
+    one exactly, mid-epoch included.
+
+    Common keys (key=value after the options; `hrformer recipes` lists recipes):
+      train.max_steps=N                  run length in steps (overrides epochs)
+      train.epochs=N                     run length in epochs
+      train.max_time_minutes=M           stop after M minutes (safety net)
+      train.eval_interval_steps=N        evaluate every N steps
+      train.eval_interval=N              evaluate every N epochs (default 1)
+      train.checkpoint_interval_steps=N  also checkpoint every N steps
+      train.batch_size=N                 batch per process
+      train.workers=N                    DataLoader workers
+      train.optimizer.lr=X               peak learning rate (AdamW)
+      train.amp=bf16                     mixed precision (off, auto, fp16, bf16)
+      train.log_interval=N               log a line every N steps
+      data.root=PATH                     dataset folder (or HRFORMER_COCO)
+      eval.batch_size=N                  evaluation batch size
+    """
     overrides = list(overrides or [])
     if recipe is None and resume is None:
         raise UsageError("train: give --recipe NAME (see `hrformer recipes`) or --resume RUN_DIR")
@@ -61,13 +89,27 @@ def train_command(
         loaded = load_recipe(source, overrides)
     result = train(loaded, resume=resume, project=project, device=device)
     console.print(_metrics_table(f"Validation (best epoch {result.best_epoch})", result.metrics))
-    console.print(f"run folder: {result.run_dir}\nweights: {result.run_dir / 'weights' / 'best.safetensors'}")
+    console.print(next_steps(result.run_dir), highlight=False, soft_wrap=True)
+
+
+def next_steps(run_dir: Path) -> str:
+    """Where the run is and the exact commands that use it (`--weights last` also finds the newest run)."""
+    return "\n".join(
+        [
+            f"run folder: {run_dir}",
+            f"evaluate:   hrformer eval --recipe {run_dir / 'recipe.yaml'} --weights {run_dir}",
+            f"predict:    hrformer predict path/to/images --weights {run_dir}",
+        ]
+    )
 
 
 def eval_command(
     recipe: str = typer.Option(..., "--recipe", "-r", help="Recipe name or .yaml path (data and eval options)."),
     weights: str = typer.Option(
-        ..., "--weights", "-w", help="Our .safetensors, a run folder, an official/mmpose .pth or hf://ORG/NAME."
+        ...,
+        "--weights",
+        "-w",
+        help="Our .safetensors, a run folder, last (this recipe's newest run), an official/mmpose .pth or hf://ORG/NAME.",
     ),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
     boxes: str = typer.Option(None, "--boxes", help="Person detections (COCO results JSON), or 'gt'."),

@@ -196,7 +196,8 @@ def evaluate(
     try:
         task = get_task(recipe.task)
         task.configure(recipe)
-        weights = resolve_weights(weights_path)
+        # `--weights last`: the newest run of this recipe.
+        weights = resolve_weights(weights_path, project, f"{recipe.task}/{recipe.name}*")
         if weights.task != task.name:
             raise UsageError(
                 f"--weights {weights_path}: a {weights.task} model, but the recipe {recipe.name} is for {task.name}"

@@ -17,9 +17,7 @@ from hrformer_core.engine.steplog import StepLog
 from hrformer_core.utils.io import atomic_write
 
 
-def plot_history(
-    rows: Sequence[dict[str, Any]], steps: StepLog, primary_metric: str, path: str | os.PathLike
-) -> Path:
+def plot_history(rows: Sequence[dict[str, Any]], steps: StepLog, primary_metric: str, path: str | os.PathLike) -> Path:
     """Three panels over optimiser steps, written atomically as PNG: the training loss of every step, the
     learning rate, and `primary_metric` at each evaluation (the history rows that carry it)."""
     figure = Figure(figsize=(12, 3.6), layout="constrained")

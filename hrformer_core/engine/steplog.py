@@ -48,6 +48,9 @@ class StepLog:
     def column(self, name: str) -> list[float]:
         return list(self._values[self.columns.index(name)])
 
+    def last(self, name: str) -> float:
+        return self._values[self.columns.index(name)][-1]
+
     def _first_after(self, step: int) -> int:
         return bisect.bisect_right(self._values[0], step) if self._values else 0
 

@@ -24,7 +24,8 @@ from hrformer_core.predict.sources import coco_image_id
 Boxes = tuple[np.ndarray, np.ndarray]
 WHOLE_IMAGE = "whole-image"
 HOG = "hog"
-OPENCV_WITH_HOG = "opencv-contrib-python-headless>=4.8,<6"
+# Forced: where opencv-python-headless was installed after it, the two share cv2/ and its files won.
+INSTALL_HOG = "pip install --force-reinstall --no-deps 'opencv-contrib-python-headless>=4.8,<6'"
 STRONGER_BOXES = "--boxes dets.json or --detector module:callable"
 
 
@@ -120,8 +121,8 @@ class HogDetector:
     windows are merged by NMS; scores are sigmoid(margin), so `--box-threshold 0.5` keeps margins >= 0.
     `min_margin`, the shrink and the NMS IoU were chosen on a synthetic calibration set (recall at about
     1.5 false boxes per image), then measured on the COCO sample (docs/design.md). Larger images are first
-    downscaled to `max_side`, COCO's size, where it was measured: the COCO photos at 3x their size gave 5x the
-    false boxes (23.5 per image, the same 4 of 12 people found), and 1920x1280 takes 0.8 s at full size.
+    downscaled to `max_side`, COCO's size, where it was measured: searched at 1280 px, the COCO photos at 3x
+    their size gave 5x the false boxes (23.5 per image) for the same 4 of 12 people; 1920x1280 takes 0.5 s.
     """
 
     window_inner = (0.1, 0.05)  # fraction of the window's width, height cut from each side
@@ -130,8 +131,7 @@ class HogDetector:
         if not hog_available():
             raise UsageError(
                 f"--detector hog: OpenCV {cv2.__version__} has no HOGDescriptor (OpenCV 5 moved it to contrib); "
-                f"pip install '{OPENCV_WITH_HOG}' in place of opencv-python-headless, or use {STRONGER_BOXES} "
-                "or --detector whole-image"
+                f"{INSTALL_HOG}, or use {STRONGER_BOXES} or --detector whole-image"
             )
         self.min_margin, self.nms_iou, self.max_side = min_margin, nms_iou, max_side
         self.hog = cv2.HOGDescriptor()
@@ -176,8 +176,8 @@ def build_detector(spec: str | None) -> Detector:
         if hog_available():
             return HogDetector()
         return WholeImage(
-            f"OpenCV {cv2.__version__} has no HOG people detector (pip install '{OPENCV_WITH_HOG}' in place of "
-            f"opencv-python-headless brings it back), so several people get one skeleton; pass {STRONGER_BOXES}"
+            f"OpenCV {cv2.__version__} has no HOG people detector ({INSTALL_HOG} brings it back), so several "
+            f"people get one skeleton; pass {STRONGER_BOXES}"
         )
     if spec == WHOLE_IMAGE:
         return WholeImage()
