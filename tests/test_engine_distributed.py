@@ -63,6 +63,8 @@ def test_two_processes_train_in_sync_and_only_rank0_writes(tmp_path: Path, plugi
         "recipe.yaml",
         "results.png",
         "state.pt",
+        "steps.csv",
+        "summary.json",
         "weights/best.safetensors",
         "weights/last.safetensors",
     ]

@@ -90,6 +90,8 @@ def train_command(
     result = train(loaded, resume=resume, project=project, device=device)
     console.print(_metrics_table(f"Validation (best epoch {result.best_epoch})", result.metrics))
     console.print(next_steps(result.run_dir), highlight=False, soft_wrap=True)
+    if result.note:
+        console.print(f"[yellow]note:[/] {result.note}", highlight=False, soft_wrap=True)
 
 
 def next_steps(run_dir: Path) -> str:

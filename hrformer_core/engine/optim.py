@@ -6,6 +6,7 @@ state is the step counter, so a resumed run follows exactly the same learning ra
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -37,11 +38,17 @@ def weight_decay_groups(
     return groups
 
 
-def build_optimizer(param_groups: list[dict[str, Any]], recipe: Recipe) -> torch.optim.AdamW:
+def lr_scale(train: TrainSection, world_size: int) -> float:
+    """The factor on lr and min_lr: the global batch over `optimizer.lr_batch` (1 when that is unset)."""
+    per = train.optimizer.lr_batch
+    return 1.0 if per is None else train.batch_size * world_size / per
+
+
+def build_optimizer(param_groups: list[dict[str, Any]], recipe: Recipe, scale: float = 1.0) -> torch.optim.AdamW:
     opt = recipe.train.optimizer
     # The fused kernel (CPU and CUDA) updates all parameters in one pass instead of a few ops per tensor.
     return torch.optim.AdamW(
-        param_groups, lr=opt.lr, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay, fused=True
+        param_groups, lr=opt.lr * scale, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay, fused=True
     )
 
 
@@ -78,11 +85,13 @@ def lr_at(step: int, schedule: ScheduleSection, base_lr: float, steps_per_epoch:
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int
+    optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int, scale: float = 1.0
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A LambdaLR stepping once per optimiser step, following `lr_at` over the run's steps for every group."""
-    base_lr = recipe.train.optimizer.lr
-    schedule, total = recipe.train.schedule, run_steps(recipe.train, steps_per_epoch)
+    """A LambdaLR stepping once per optimiser step, following `lr_at` over the run's steps for every group
+    (lr and min_lr times `scale`, see `lr_scale`)."""
+    base_lr = recipe.train.optimizer.lr * scale
+    schedule = dataclasses.replace(recipe.train.schedule, min_lr=recipe.train.schedule.min_lr * scale)
+    total = run_steps(recipe.train, steps_per_epoch)
 
     def factor(step: int) -> float:
         return lr_at(step, schedule, base_lr, steps_per_epoch, total) / base_lr if base_lr > 0 else 0.0

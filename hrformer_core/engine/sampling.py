@@ -24,6 +24,7 @@ def derive_seed(*parts: int) -> int:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices): the model's initial weights and its own random stream."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

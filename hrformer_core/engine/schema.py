@@ -51,6 +51,9 @@ class OptimizerSection:
     weight_decay: float = field(default=0.01, metadata={"min": 0.0})
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = field(default=1e-8, metadata={"min": 0.0})
+    # When set, lr and schedule.min_lr are per this many images and scale linearly with the global batch
+    # (processes x train.batch_size), as the official classification code does (5e-4 per 512 images).
+    lr_batch: int | None = field(default=None, metadata={"min": 1})
 
 
 @dataclass
@@ -83,7 +86,6 @@ class TrainSection:
     """
 
     epochs: int = field(default=1, metadata={"min": 1, **SAFE})
-    max_steps: int | None = field(default=None, metadata={"min": 1, **SAFE})
     batch_size: int = field(default=32, metadata={"min": 1})
     workers: int = field(default=2, metadata={"min": 0, **SAFE})
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
@@ -101,6 +103,7 @@ class TrainSection:
     eval_interval_steps: int | None = field(default=None, metadata={"min": 1, **SAFE})
     checkpoint_interval_steps: int | None = field(default=None, metadata={"min": 1, **SAFE})
     log_interval: int = field(default=50, metadata={"min": 1, **SAFE})
+    max_steps: int | None = field(default=None, metadata={"min": 1, **SAFE})
     max_time_minutes: float | None = field(default=None, metadata={"min": 0.0, **SAFE})
 
 

@@ -39,7 +39,7 @@ from hrformer_core.engine.distributed import (
 )
 from hrformer_core.engine.evaluation import move_to, run_evaluation, scalar_metrics
 from hrformer_core.engine.loaders import batches, worker_count
-from hrformer_core.engine.optim import build_optimizer, build_scheduler, run_steps
+from hrformer_core.engine.optim import build_optimizer, build_scheduler, lr_scale, run_steps
 from hrformer_core.engine.progress import Projection, TrainProgress, estimate_eval, over_budget
 from hrformer_core.engine.recipes import Recipe, load_recipe, resume_conflicts
 from hrformer_core.engine.rundir import RunDir
@@ -165,7 +165,8 @@ class _Run:
             if conflicts:
                 raise UsageError(
                     f"{self.run_dir.path}: cannot resume with a changed recipe: {'; '.join(conflicts)} "
-                    "(only resume-safe keys may change: train.epochs, train.max_steps, train.workers, eval.*, data.root, ...)"
+                    "(only resume-safe keys may change: train.epochs, train.max_steps, train.workers, eval.*, "
+                    "data.root, ...)"
                 )
             self.state = load_state(self.run_dir.state)
             if info.is_main and self.recipe != saved:
@@ -236,8 +237,9 @@ class _Run:
         loader, batcher = self._train_loader(train_set)
         self.steps_per_epoch = steps = batcher.steps_per_epoch
         self.total_steps = run_steps(self.cfg, steps)
-        self.optimizer = build_optimizer(self.task.param_groups(self.model, self.recipe), self.recipe)
-        self.scheduler = build_scheduler(self.optimizer, self.recipe, steps)
+        self.lr_scale = lr_scale(self.cfg, self.info.world_size)
+        self.optimizer = build_optimizer(self.task.param_groups(self.model, self.recipe), self.recipe, self.lr_scale)
+        self.scheduler = build_scheduler(self.optimizer, self.recipe, steps, self.lr_scale)
         self.dtype = amp_dtype(self.cfg.amp, self.device)
         if self.cfg.amp == "fp16" and self.dtype is None:
             self._log("train.amp=fp16 needs CUDA; training in fp32 (train.amp=bf16 works on CPU)")
@@ -578,11 +580,15 @@ class _Run:
             else f"every {cfg.eval_interval} epoch(s)"
         )
         limit = f"  time limit {cfg.max_time_minutes:g} min" if cfg.max_time_minutes is not None else ""
+        opt, global_batch = cfg.optimizer, self.info.world_size * cfg.batch_size
+        lr = f"  lr {opt.lr * self.lr_scale:.3g}" + (
+            f" ({opt.lr:g} per {opt.lr_batch} images, global batch {global_batch})" if opt.lr_batch else ""
+        )
         self._log(
             f"{action}: run {self.run_dir.path}  task {recipe.task}  model {recipe.model.name or '-'}  "
             f"data {root}  {train_size} train / {len(self.val_set)} val samples  "
             f"{self.info.world_size} process(es) × batch {cfg.batch_size}  {self.total_steps} steps ({sized_by}, "
-            f"{self.steps_per_epoch} per epoch)  evaluation {evaluation}{limit}  "
+            f"{self.steps_per_epoch} per epoch){lr}  evaluation {evaluation}{limit}  "
             f"device {self.device}  precision {precision}"
         )
         if self.step >= self.total_steps:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from hrformer_core.errors import DataError, UsageError
@@ -55,3 +56,25 @@ class TopKAccuracy:
         """Accuracy in percent per k, e.g. {"top1": 78.6, "top5": 94.2}; 0 before any sample."""
         *hits, total = self.counts.cpu().tolist()
         return {f"top{k}": 100.0 * h / total if total else 0.0 for k, h in zip(self.ks, hits, strict=True)}
+
+
+def ranked_accuracy(ranked: np.ndarray, labels: np.ndarray, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Top-k accuracy in percent from each sample's classes best first (N, >= max k) and its labels (N,).
+
+    The same counting as `TopKAccuracy`, for predictions kept as class ranks rather than logits.
+    """
+    ranked, labels = np.asarray(ranked), np.asarray(labels)
+    if len(labels) == 0:
+        return {f"top{k}": 0.0 for k in ks}
+    hit = ranked == labels[:, None]
+    return {f"top{k}": 100.0 * float(hit[:, :k].any(axis=1).mean()) for k in ks}
+
+
+def per_class_accuracy(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(top-1 accuracy in percent per class, NaN for a class without samples; samples per class)."""
+    predicted, labels = np.asarray(predicted), np.asarray(labels)
+    counts = np.bincount(labels, minlength=num_classes)
+    correct = np.bincount(labels[predicted == labels], minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(counts > 0, 100.0 * correct / np.maximum(counts, 1), np.nan)
+    return accuracy, counts

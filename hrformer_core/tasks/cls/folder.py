@@ -1,0 +1,223 @@
+"""The ImageNet folder layout: `root/{split}/<class folder>/*.JPEG`, classes in sorted folder order.
+
+Class indices follow the sorted folder names, as timm's and torchvision's ImageFolder give them (so official
+checkpoints' logits line up with the standard wnid order); the training split's folders define the classes
+when it exists, and a validation folder outside them is refused. `root/classes.txt`, when present, names the
+classes: one line per folder, `<folder> <name...>` (a folder without a line keeps its folder name).
+
+Unreadable images (missing, truncated, corrupt: `read_image` says which) are skipped and reported through
+`bad_images` (path -> reason): for training a sample is replaced by the next readable image; for evaluation
+(`replace_unreadable=False`) the sample is a blank stand-in marked unreadable, whose prediction evaluation
+leaves out (`unreadable_indices`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ...data.images import UnreadableImage, read_image
+from ...errors import DataError
+
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")  # timm's ImageFolder extensions, any case
+LAYOUT = "root/train/<class>/*.JPEG and root/val/<class>/*.JPEG"
+CLASSES_FILE = "classes.txt"
+
+
+def _class_folders(split_dir: Path) -> list[str]:
+    return sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir() and not entry.name.startswith("."))
+
+
+def split_dir(root: Path, split: str) -> Path:
+    path = root / split
+    if not path.is_dir():
+        raise DataError(f"{path}: no {split} split (expected the ImageNet folder layout {LAYOUT})")
+    return path
+
+
+def class_folders(root: Path, train_split: str, split: str) -> list[str]:
+    """The class folders in index order: the training split's when it exists, else `split`'s own."""
+    source = root / train_split if (root / train_split).is_dir() else split_dir(root, split)
+    folders = _class_folders(source)
+    if not folders:
+        raise DataError(f"{source}: no class folders (expected {LAYOUT})")
+    return folders
+
+
+def read_class_names(root: Path, folders: list[str]) -> list[str]:
+    """Names from root/classes.txt (`<folder> <name>` per line), else the folder names."""
+    path = root / CLASSES_FILE
+    if not path.is_file():
+        return list(folders)
+    names: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        folder, _, name = line.strip().partition(" ")
+        names[folder] = name.strip() or folder
+        if folder not in folders:
+            raise DataError(f"{path}:{number}: class folder {folder!r} is not a folder of the dataset")
+    return [names.get(folder, folder) for folder in folders]
+
+
+def scan_split(root: Path, split: str, folders: list[str]) -> list[tuple[str, int]]:
+    """(relative path, class index) of every image of `split`, by class then file name."""
+    base = split_dir(root, split)
+    index = {name: i for i, name in enumerate(folders)}
+    samples: list[tuple[str, int]] = []
+    for folder in _class_folders(base):
+        if folder not in index:
+            raise DataError(
+                f"{base / folder}: a class folder the training split {root} does not have "
+                f"({len(folders)} classes there); the splits must have the same class folders"
+            )
+        files = sorted(
+            entry.name
+            for entry in os.scandir(base / folder)
+            if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES)
+        )
+        if not files:
+            raise DataError(
+                f"{base / folder}: an empty class folder (no {', '.join(IMAGE_SUFFIXES)} images); "
+                "add its images or remove the folder"
+            )
+        samples.extend((f"{folder}/{name}", index[folder]) for name in files)
+    return samples
+
+
+class ImageFolder(Dataset):
+    """One split of the layout; samples are dicts of `image` (normalised float32 (3, H, W)), `label`, and
+    `index` / `requested_index` / `readable` (for `record_skipped`), plus `mix_seed` when `mixing`.
+
+    `transform(image, rng)` maps a uint8 RGB image to the (3, H, W) array; the rng is seeded from
+    (seed, epoch, index), so augmentation depends on neither the DataLoader workers nor the resume point.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        split: str,
+        transform: Callable[[np.ndarray, np.random.Generator], np.ndarray],
+        *,
+        train_split: str = "train",
+        replace_unreadable: bool = True,
+        max_bad_fraction: float = 0.01,
+        seed: int = 0,
+        mixing: bool = False,
+    ) -> None:
+        self.root, self.split = Path(root), split
+        self.image_dir = split_dir(self.root, split)
+        self.classes = class_folders(self.root, train_split, split)
+        self.class_names = read_class_names(self.root, self.classes)
+        self.samples = scan_split(self.root, split, self.classes)
+        self.labels = np.array([label for _, label in self.samples], np.int64)
+        self.transform = transform
+        self.replace_unreadable = replace_unreadable
+        self.max_bad_fraction = max_bad_fraction
+        self.seed, self.epoch, self.mixing = seed, 0, mixing
+        self.bad_images: dict[str, str] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def image_path(self, index: int) -> Path:
+        return self.image_dir / self.samples[index][0]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    @staticmethod
+    def worker_init_fn(worker_id: int) -> None:
+        """Single-threaded workers: the cores are shared between the workers and the training step."""
+        cv2.setNumThreads(1)
+        torch.set_num_threads(1)
+
+    def _mark_bad(self, path: Path, reason: str) -> None:
+        self.bad_images[str(path)] = reason
+        allowed = max(1, int(self.max_bad_fraction * len(self.samples)))
+        if len(self.bad_images) > allowed:
+            first = min(self.bad_images)
+            raise DataError(
+                f"{len(self.bad_images)} of {len(self.samples)} images under {self.image_dir} cannot be read "
+                f"(e.g. {first}: {self.bad_images[first]}); at most {allowed} ({self.max_bad_fraction:.1%}) are "
+                "tolerated: fix or remove them, or raise data.max_bad_fraction to skip more"
+            )
+
+    def _try_read(self, index: int) -> np.ndarray | None:
+        path = self.image_path(index)
+        if str(path) in self.bad_images:
+            return None
+        try:
+            return read_image(path)
+        except UnreadableImage as exc:
+            self._mark_bad(path, exc.reason)
+            return None
+
+    def _replacements(self, index: int) -> Iterator[int]:
+        """The samples tried, in order, for sample `index`: itself, then the next ones (wrapping round)."""
+        return ((index + step) % len(self) for step in range(len(self)))
+
+    def _load(self, index: int) -> tuple[int, np.ndarray | None]:
+        if not self.replace_unreadable:
+            return index, self._try_read(index)
+        for j in self._replacements(index):
+            image = self._try_read(j)
+            if image is not None:
+                return j, image
+        raise DataError(f"no image under {self.image_dir} can be read")
+
+    def _note_bad(self, index: int) -> None:
+        path = self.image_path(index)
+        if str(path) not in self.bad_images:
+            try:
+                read_image(path)
+                reason = "could not be read in a DataLoader worker"
+            except UnreadableImage as exc:
+                reason = exc.reason
+            self._mark_bad(path, reason)
+
+    def record_skipped(self, batch: dict[str, Any]) -> None:
+        """Note in this process the images that (worker) samples of a collated batch skipped."""
+        requested = np.asarray(batch["requested_index"]).reshape(-1).tolist()
+        used = np.asarray(batch["index"]).reshape(-1).tolist()
+        readable = np.asarray(batch["readable"]).reshape(-1).tolist()
+        for req, final, ok in zip(requested, used, readable, strict=True):
+            if not ok:
+                self._note_bad(req)
+            for j in self._replacements(req):
+                if j == final:
+                    break
+                self._note_bad(j)
+
+    def unreadable_indices(self, bad_images: Collection[str]) -> set[int]:
+        """Samples whose image is among `bad_images` (paths as `bad_images` holds them, merged over ranks)."""
+        bad = set(bad_images)
+        return {i for i in range(len(self)) if str(self.image_path(i)) in bad}
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        used, image = self._load(index)
+        readable = image is not None
+        if image is None:  # a blank stand-in, so the batch keeps its shape; its prediction is left out
+            image = np.zeros((256, 256, 3), np.uint8)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        sample = {
+            "image": torch.from_numpy(self.transform(image, rng)),
+            "label": int(self.labels[used]),
+            "index": used,
+            "requested_index": index,
+            "readable": readable,
+        }
+        if self.mixing:  # the batch's mixing is drawn from its samples' seeds (see ClsTask.collate)
+            sample["mix_seed"] = int(rng.integers(0, 2**31))
+        return sample
