@@ -134,7 +134,7 @@ def test_installed_command_lists_and_resolves_builtin_recipes(venv_bin: Path, tm
 
     typo = run([venv_bin / "hrformer", "train", "--recipe", "quickstar"], cwd=tmp_path)
     assert typo.returncode == 2
-    assert "did you mean quickstart?" in typo.stderr + typo.stdout
+    assert "did you mean quickstart" in typo.stderr + typo.stdout
     assert "site-packages" in typo.stderr + typo.stdout  # it searched the installed package, not a checkout
 
 

@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 from torch import nn
 
 from ..engine.optim import weight_decay_groups
-from ..errors import UsageError
 from ..models import ModelConfig, create_model, model_config
 from ..models.heads import head_spec
 from ..models.pretrained import load_pretrained_backbone
@@ -84,29 +83,3 @@ class HRFormerTask(Task):
 
 def _show(value: Any) -> str:
     return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
-
-
-class InferenceOnlyTask(HRFormerTask):
-    """A task whose models predict, profile, convert, export and push, but whose training data, loss and
-    metric are not in this version: training and evaluation say so in one line."""
-
-    def _not_trainable(self) -> UsageError:
-        return UsageError(
-            f"task {self.name}: training and evaluation are not available in this version "
-            "(predict, profile, convert, export and push work with its models)"
-        )
-
-    def build_train_dataset(self, recipe: Any) -> Any:
-        raise self._not_trainable()
-
-    def build_val_dataset(self, recipe: Any) -> Any:
-        raise self._not_trainable()
-
-    def loss(self, model: nn.Module, batch: Any) -> Any:
-        raise self._not_trainable()
-
-    def predict_batch(self, model: nn.Module, batch: Any) -> list[Any]:
-        raise self._not_trainable()
-
-    def compute_metrics(self, predictions: Any, dataset: Any, out_dir: Any) -> dict[str, Any]:
-        raise self._not_trainable()

@@ -19,8 +19,7 @@ from ...predict.base import ImagePredictor
 from ...predict.sources import Frame
 from ..base import PredictOptions
 from .draw import overlay_mask
-
-SEG_MODES = ("whole", "slide")
+from .inference import SEG_MODES, sliding_logits
 
 
 @dataclass
@@ -88,30 +87,9 @@ class SegPredictor(ImagePredictor):
             yield self._result(frame, _to_labels(full[0]))
 
     def _segment_sliding(self, image: np.ndarray) -> np.ndarray:
-        """Average logits of input-size windows with a 2/3 stride (images smaller than a window are padded)."""
-        win_h, win_w = self.input_size
-        height, width = image.shape[:2]
-        padded = normalize_image(image)
-        padded = np.pad(padded, ((0, 0), (0, max(0, win_h - height)), (0, max(0, win_w - width))))
-        full_h, full_w = padded.shape[1:]
-        windows = [(t, left) for t in _window_starts(full_h, win_h) for left in _window_starts(full_w, win_w)]
-        total = torch.zeros(self.num_classes, full_h, full_w)
-        counts = torch.zeros(1, full_h, full_w)
-        for start in range(0, len(windows), self.batch_size):
-            chunk = windows[start : start + self.batch_size]
-            x = torch.from_numpy(np.stack([padded[:, t : t + win_h, left : left + win_w] for t, left in chunk]))
-            for (t, left), window_logits in zip(chunk, self._logits(x), strict=True):
-                total[:, t : t + win_h, left : left + win_w] += window_logits
-                counts[:, t : t + win_h, left : left + win_w] += 1
-        return _to_labels((total / counts)[:, :height, :width])
-
-
-def _window_starts(length: int, window: int) -> list[int]:
-    stride = max(1, window * 2 // 3)
-    starts = list(range(0, max(length - window, 0) + 1, stride))
-    if starts[-1] + window < length:
-        starts.append(length - window)
-    return starts
+        """Average logits of input-size windows (see `inference.sliding_logits`)."""
+        x = torch.from_numpy(normalize_image(image))
+        return _to_labels(sliding_logits(self._logits, x, self.input_size, self.batch_size))
 
 
 def _to_labels(logits: torch.Tensor) -> np.ndarray:
