@@ -18,12 +18,11 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from ...data.images import UnreadableImage, read_image
+from ...data.tolerant import TolerantDataset
 from ...errors import DataError
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")  # timm's ImageFolder extensions, any case
@@ -92,7 +91,7 @@ def scan_split(root: Path, split: str, folders: list[str]) -> list[tuple[str, in
     return samples
 
 
-class ImageFolder(Dataset):
+class ImageFolder(TolerantDataset):
     """One split of the layout; samples are dicts of `image` (normalised float32 (3, H, W)), `label`, and
     `index` / `requested_index` / `readable` (for `record_skipped`), plus `mix_seed` when `mixing`.
 
@@ -128,31 +127,20 @@ class ImageFolder(Dataset):
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def item_count(self) -> int:
+        return len(self.samples)
+
+    def item_description(self) -> str:
+        return f"images under {self.image_dir}"
+
     def __len__(self) -> int:
         return len(self.samples)
 
     def image_path(self, index: int) -> Path:
         return self.image_dir / self.samples[index][0]
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
-    @staticmethod
-    def worker_init_fn(worker_id: int) -> None:
-        """Single-threaded workers: the cores are shared between the workers and the training step."""
-        cv2.setNumThreads(1)
-        torch.set_num_threads(1)
 
-    def _mark_bad(self, path: Path, reason: str) -> None:
-        self.bad_images[str(path)] = reason
-        allowed = max(1, int(self.max_bad_fraction * len(self.samples)))
-        if len(self.bad_images) > allowed:
-            first = min(self.bad_images)
-            raise DataError(
-                f"{len(self.bad_images)} of {len(self.samples)} images under {self.image_dir} cannot be read "
-                f"(e.g. {first}: {self.bad_images[first]}); at most {allowed} ({self.max_bad_fraction:.1%}) are "
-                "tolerated: fix or remove them, or raise data.max_bad_fraction to skip more"
-            )
 
     def _try_read(self, index: int) -> np.ndarray | None:
         path = self.image_path(index)

@@ -18,9 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from hrformer_core.data.images import UnreadableImage, read_image
+from hrformer_core.data.tolerant import TolerantDataset
 from hrformer_core.errors import DataError
 from hrformer_core.tasks.pose.codecs import HeatmapCodec
 from hrformer_core.tasks.pose.keypoints import KeypointSet
@@ -119,7 +119,7 @@ def _clean_box(bbox: list[float], width: float, height: float) -> list[float] | 
     return None
 
 
-class CocoKeypoints(Dataset):
+class CocoKeypoints(TolerantDataset):
     """Top-down COCO keypoints: each item is one person crop with its heatmap target.
 
     Items: `image` float32 (3, H, W), `target` (K, h, w), `target_weight` (K,), and `meta` with
@@ -284,6 +284,12 @@ class CocoKeypoints(Dataset):
         self.keypoints = np.array([r[2] for r in records], dtype=np.float32).reshape(-1, num_kpts, 3)
         self.box_scores = np.array([r[3] for r in records], dtype=np.float32)
 
+    def item_count(self) -> int:
+        return len(self.images)
+
+    def item_description(self) -> str:
+        return f"images under {self.image_dir}"
+
     def __len__(self) -> int:
         return len(self.image_index)
 
@@ -291,15 +297,7 @@ class CocoKeypoints(Dataset):
         """Path of the image of record `index`."""
         return self.image_dir / self.images[self.image_index[index]]["file_name"]
 
-    def set_epoch(self, epoch: int) -> None:
-        """Draw new augmentations: the per-sample RNG is seeded from (seed, epoch, index)."""
-        self.epoch = int(epoch)
 
-    @staticmethod
-    def worker_init_fn(worker_id: int) -> None:
-        """Keep each DataLoader worker single-threaded; randomness comes from the per-sample seeds."""
-        cv2.setNumThreads(1)
-        torch.set_num_threads(1)
 
     def _read_image(self, path: Path) -> np.ndarray:
         """RGB pixels, or UnreadableImage saying why not."""
@@ -314,16 +312,6 @@ class CocoKeypoints(Dataset):
                 seen.add(self.image_index[j])
                 yield j
 
-    def _mark_bad(self, path: Path, reason: str) -> None:
-        self.bad_images[str(path)] = reason
-        allowed = max(1, int(self.max_bad_fraction * len(self.images)))
-        if len(self.bad_images) > allowed:
-            first = min(self.bad_images)
-            raise DataError(
-                f"{len(self.bad_images)} of {len(self.images)} images under {self.image_dir} cannot be read "
-                f"(e.g. {first}: {self.bad_images[first]}); at most {allowed} ({self.max_bad_fraction:.1%}) are "
-                "tolerated: fix or remove them, or raise data.max_bad_fraction to skip more"
-            )
 
     def _try_read(self, index: int) -> np.ndarray | None:
         """The image of record `index`, or None (noting the image in `bad_images`) when it cannot be read."""

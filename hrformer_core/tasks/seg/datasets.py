@@ -16,9 +16,9 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from ...data.images import UnreadableImage, read_image
+from ...data.tolerant import TolerantDataset
 from ...data.transforms import normalize_image
 from ...errors import DataError
 from .layouts import IGNORE, INVALID, Layout, Pair
@@ -68,13 +68,15 @@ def read_pair(pair: Pair, table: np.ndarray, stored_ids: str) -> tuple[np.ndarra
     return image, label
 
 
-class SegDataset(Dataset):
+class SegDataset(TolerantDataset):
     """Training crops (`augment` given) or whole validation images with their full-resolution labels.
 
     Training sample: `image` (3, crop_h, crop_w) normalised, `label` (crop_h, crop_w) int64.
     Validation sample: `image` (3, H', W') after `eval_short_side` resizing, `label` (H, W) int64 as stored.
     Both carry `index`, `requested_index` and `readable` so `record_skipped` can count worker skips.
     """
+
+    unusable = "cannot be used"
 
     def __init__(
         self,
@@ -105,27 +107,17 @@ class SegDataset(Dataset):
         self.bad_images: dict[str, str] = {}
         self.class_names = layout.class_names or tuple(f"class {i}" for i in range(num_classes))
 
+    def item_count(self) -> int:
+        return len(self.pairs)
+
+    def item_description(self) -> str:
+        return f"image/label pairs under {self.where}"
+
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
-    @staticmethod
-    def worker_init_fn(worker_id: int) -> None:
-        cv2.setNumThreads(1)
-        torch.set_num_threads(1)
 
-    def _mark_bad(self, path: Path, reason: str) -> None:
-        self.bad_images[str(path)] = reason
-        allowed = max(1, int(self.max_bad_fraction * len(self.pairs)))
-        if len(self.bad_images) > allowed:
-            first = min(self.bad_images)
-            raise DataError(
-                f"{len(self.bad_images)} of {len(self.pairs)} image/label pairs under {self.where} cannot be used "
-                f"(e.g. {first}: {self.bad_images[first]}); at most {allowed} ({self.max_bad_fraction:.1%}) are "
-                "tolerated: fix or remove them, or raise data.max_bad_fraction to skip more"
-            )
 
     def _is_known_bad(self, index: int) -> bool:
         pair = self.pairs[index]
