@@ -4,11 +4,13 @@ toy task) subclasses `Task` directly instead."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from torch import nn
 
 from ..engine.optim import weight_decay_groups
+from ..engine.schema import SAFE, DataSection, ModelSection
 from ..models import ModelConfig, create_model, model_config
 from ..models.heads import head_spec
 from ..models.pretrained import load_pretrained_backbone
@@ -21,6 +23,25 @@ ARCHITECTURE_FIELDS = (
     "name", "channels", "num_heads", "num_modules", "num_blocks", "window_sizes", "mlp_ratio", "block",
     "ffn_dw", "shifted_windows", "rel_pos_bias", "fuse_upsample", "num_keypoints", "num_classes",
 )  # fmt: skip
+
+
+@dataclass
+class HRFormerModelSection(ModelSection):
+    """The model keys every HRFormer task's recipe has; task sections add their own."""
+
+    name: str = "hrformer-t"
+    drop_path_rate: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0})
+    rel_pos_bias: bool = True
+    pretrained: str = ""  # ImageNet weights for the backbone: ours (.safetensors) or an official .pth
+    # Recompute the transformer branches in the backward pass: less activation memory, ~30 % more compute.
+    grad_checkpointing: bool = False
+
+
+@dataclass
+class ImageDataSection(DataSection):
+    """Data keys every image dataset's recipe has: how many unreadable items are skipped before stopping."""
+
+    max_bad_fraction: float = field(default=0.01, metadata={"min": 0.0, "max": 1.0, **SAFE})
 
 
 class HRFormerTask(Task):

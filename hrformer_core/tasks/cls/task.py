@@ -14,12 +14,12 @@ from torch import nn
 from torch.utils.data import default_collate
 
 from ...engine.optim import weight_decay_groups
-from ...engine.schema import SAFE, DataSection, EvalSection, ModelSection
+from ...engine.schema import SAFE, EvalSection
 from ...errors import DataError, UsageError
 from ...evaluation.classification import per_class_accuracy, ranked_accuracy
 from ...models.weights import WeightsFile
 from ..base import PredictOptions
-from ..common import HRFormerTask
+from ..common import HRFormerModelSection, HRFormerTask, ImageDataSection
 from .augment import ClsAugment, TestTransform, TrainTransform
 from .folder import ImageFolder, class_folders
 from .mixing import MixSection, mix_batch, smooth_one_hot, soft_target_cross_entropy
@@ -44,7 +44,7 @@ class SyntheticClsSection:
 
 
 @dataclass
-class ClsData(DataSection):
+class ClsData(ImageDataSection):
     """The ImageNet folder layout under `root` (train/<class>/*.JPEG, val/<class>/*.JPEG, optional classes.txt);
     `synthetic: true` uses the built-in shapes set instead."""
 
@@ -59,12 +59,7 @@ class ClsData(DataSection):
 
 
 @dataclass
-class ClsModel(ModelSection):
-    name: str = "hrformer-t"
-    drop_path_rate: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0})
-    rel_pos_bias: bool = True
-    pretrained: str = ""
-    grad_checkpointing: bool = False
+class ClsModel(HRFormerModelSection):
     # None: the number of class folders of the data.
     num_classes: int | None = field(default=None, metadata={"min": 1})
 

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...engine.schema import SAFE, DataSection, EvalSection, ModelSection
+from ...engine.schema import SAFE, EvalSection
 from ...errors import UsageError
 from ...evaluation.coco_keypoints import evaluate_coco_keypoints, postprocess_coco
 from ...models.weights import WeightsFile
 from ..base import PredictOptions, cache_dir
-from ..common import HRFormerTask
+from ..common import HRFormerModelSection, HRFormerTask, ImageDataSection
 from .coco import CocoKeypoints
 from .inference import decode_keypoints, predict_heatmaps
 from .keypoints import COCO17, KeypointSet, get_keypoint_set
@@ -37,7 +37,7 @@ class SyntheticSection:
 
 
 @dataclass
-class PoseData(DataSection):
+class PoseData(ImageDataSection):
     """COCO keypoints layout under `root` (annotations/person_keypoints_{split}2017.json, {split}2017/).
 
     `val_boxes`: a detection-results JSON (COCO results format; relative to root) or `gt` for the
@@ -70,14 +70,8 @@ class PoseData(DataSection):
 
 
 @dataclass
-class PoseModel(ModelSection):
-    name: str = "hrformer-t"
-    drop_path_rate: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0})
-    rel_pos_bias: bool = True
-    pretrained: str = ""  # ImageNet weights for the backbone: ours (.safetensors) or an official .pth
+class PoseModel(HRFormerModelSection):
     loss_weight: float = field(default=1.0, metadata={"min": 0.0})
-    # Recompute the transformer branches in the backward pass: less activation memory, ~30 % more compute.
-    grad_checkpointing: bool = False
     # Extra weight on pixels near keypoints (per-pixel weight 1 + w * target); 0 is the reference MSE.
     # Short runs escape the all-background phase sooner with it.
     foreground_weight: float = field(default=0.0, metadata={"min": 0.0})

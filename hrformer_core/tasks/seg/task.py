@@ -17,13 +17,13 @@ import torch
 from torch import nn
 
 from ...engine.optim import weight_decay_groups
-from ...engine.schema import SAFE, DataSection, EvalSection, ModelSection
+from ...engine.schema import SAFE, EvalSection
 from ...errors import UsageError
 from ...evaluation.segmentation import ConfusionMatrix
 from ...models.weights import WeightsFile
 from ...utils.io import write_json, write_text
 from ..base import PredictOptions, cache_dir
-from ..common import HRFormerTask
+from ..common import HRFormerModelSection, HRFormerTask, ImageDataSection
 from .datasets import SegDataset, collate
 from .inference import image_logits
 from .layouts import IGNORE, get_layout
@@ -44,7 +44,7 @@ class SynthSegSection:
 
 
 @dataclass
-class SegData(DataSection):
+class SegData(ImageDataSection):
     """A standard layout under `root` (`layout`: cityscapes, ade20k, coco_stuff, pascal_context, folder).
 
     `crop_size` is (H, W) of the training crops; `eval_short_side` resizes validation images so the shorter
@@ -65,12 +65,8 @@ class SegData(DataSection):
 
 
 @dataclass
-class SegModel(ModelSection):
+class SegModel(HRFormerModelSection):
     name: str = "hrformer-s"
-    drop_path_rate: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0})
-    rel_pos_bias: bool = True
-    pretrained: str = ""  # ImageNet weights for the backbone: ours (.safetensors) or an official .pth
-    grad_checkpointing: bool = False
     ocr_mid_channels: int = field(default=512, metadata={"min": 1})
     ocr_key_channels: int = field(default=256, metadata={"min": 1})
     # ohem: the scripts' fs_auxohemce_loss (OHEM on the OCR output); ce: fs_auxce_loss.
