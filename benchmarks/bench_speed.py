@@ -68,20 +68,24 @@ def reference_style_attention(self: WindowAttention, x: torch.Tensor) -> torch.T
     return out[:, top : top + height, left : left + width].contiguous()
 
 
+def to_reference_style(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` (in place) with the reference's attention op sequence and PyTorch's stock norms and convs."""
+    for module in model.modules():
+        if isinstance(module, WindowAttention):
+            module.forward = reference_style_attention.__get__(module)
+        elif isinstance(module, MatVecLayerNorm):
+            module.__class__ = torch.nn.LayerNorm  # PyTorch's own kernels, as the reference
+        elif isinstance(module, MatVecBatchNorm2d):
+            module.__class__ = torch.nn.BatchNorm2d
+        elif isinstance(module, StridedDepthwiseConv2d):
+            module.__class__ = torch.nn.Conv2d
+    return model
+
+
 def build(variant: str, mode: str, rel_pos_bias: bool = False) -> torch.nn.Module:
     torch.manual_seed(0)
     model = create_model(f"hrformer-{variant}", drop_path_rate=0.0, rel_pos_bias=rel_pos_bias)
-    if mode == "reference-style":
-        for module in model.modules():
-            if isinstance(module, WindowAttention):
-                module.forward = reference_style_attention.__get__(module)
-            elif isinstance(module, MatVecLayerNorm):
-                module.__class__ = torch.nn.LayerNorm  # PyTorch's own kernels, as the reference
-            elif isinstance(module, MatVecBatchNorm2d):
-                module.__class__ = torch.nn.BatchNorm2d
-            elif isinstance(module, StridedDepthwiseConv2d):
-                module.__class__ = torch.nn.Conv2d
-    return model
+    return to_reference_style(model) if mode == "reference-style" else model
 
 
 def median_time(fn, runs: int, warmup: int = 2) -> float:
@@ -135,14 +139,23 @@ def inference_child(variant: str, batch: int, runs: int, modes: list[str]) -> No
     print(json.dumps(rows))
 
 
-def in_child(function: str, args: tuple, threads: int, ours: bool) -> dict:
-    """Call a *_child function in a fresh process; ours also sets up the allocator as the CLI does."""
+def child_command(
+    function: str, args: tuple, threads: int, ours: bool, module: str = "benchmarks.bench_speed"
+) -> list[str]:
+    """The command calling a *_child function of `module` in a fresh process; ours also sets up the allocator
+    as the CLI does."""
     setup = "from hrformer_core.utils.memory import reuse_freed_memory; reuse_freed_memory();" if ours else ""
     code = (
         f"import sys, torch; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads({threads});{setup}"
-        f"from benchmarks.bench_speed import {function}; {function}(*{args!r})"
+        f"from {module} import {function}; {function}(*{args!r})"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return [sys.executable, "-c", code]
+
+
+def in_child(function: str, args: tuple, threads: int, ours: bool, module: str = "benchmarks.bench_speed") -> dict:
+    """Run `child_command(...)` and return the JSON of its last output line."""
+    command = child_command(function, args, threads, ours, module)
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -183,9 +196,14 @@ def train_step_child(variant: str, mode: str, batch: int, steps: int, rel_pos_bi
         optimizer.step()
 
     seconds = median_time(step, steps)
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (VmHWM), in MiB."""
     peak_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
                    if line.startswith("VmHWM"))  # fmt: skip
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_kb / 1024}))
+    return peak_kb / 1024
 
 
 def training(variant: str, batch: int, steps: int, threads: int, rel_pos_bias: bool) -> dict:

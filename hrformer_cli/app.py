@@ -8,7 +8,7 @@ from typer.core import TyperGroup
 from hrformer_core.errors import HRFormerError
 from hrformer_core.utils.memory import reuse_freed_memory
 
-from .commands import convert, data, export, predict, profile, push, train
+from .commands import ablate, convert, data, export, predict, profile, push, report, train
 from .output import err_console
 
 
@@ -51,7 +51,7 @@ def _root(
     reuse_freed_memory()
 
 
-for module in (train, profile, predict, convert, export, push, data):
+for module in (train, profile, ablate, report, predict, convert, export, push, data):
     module.register(app)
 
 

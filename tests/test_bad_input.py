@@ -296,7 +296,9 @@ def test_eval_prints_its_folder(tmp_path, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     folder = Path("runs") / "toy" / "toy-eval"
-    assert result.output.strip().splitlines()[-1] == f"results: {folder}"
+    lines = result.output.strip().splitlines()
+    assert lines[-2] == f"results: {folder}"
+    assert lines[-1].startswith(f"report: {folder / 'report.md'}")  # the run's report, written into its folder
     assert json.loads((tmp_path / folder / "metrics.json").read_text())["skipped_images"] == {"count": 0, "images": {}}
 
 

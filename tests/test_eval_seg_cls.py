@@ -26,6 +26,7 @@ def test_confusion_matrix_metrics_match_hand_computation() -> None:
     assert metrics["mIoU"] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
     assert metrics["pixel_accuracy"] == pytest.approx(4 / 5)
     assert metrics["mean_accuracy"] == pytest.approx((1 / 2 + 1 + 1) / 3)
+    assert metrics["accuracy"][:3] == pytest.approx([1 / 2, 1.0, 1.0]) and metrics["accuracy"][3] is None
 
 
 def test_predicted_but_absent_class_counts_as_zero_iou_and_logits_are_accepted() -> None:
@@ -51,7 +52,9 @@ def test_confusion_matrix_merge_equals_single_pass_and_reset_clears() -> None:
     assert torch.equal(first.matrix, whole.matrix)
     assert int(whole.matrix.sum()) == target.numel()
     whole.reset()
-    assert whole.compute() == {"mIoU": 0.0, "IoU": [None] * 5, "pixel_accuracy": 0.0, "mean_accuracy": 0.0}
+    assert whole.compute() == {
+        "mIoU": 0.0, "IoU": [None] * 5, "pixel_accuracy": 0.0, "mean_accuracy": 0.0, "accuracy": [None] * 5
+    }  # fmt: skip
 
 
 def test_counts_all_reduce_through_torch_distributed(tmp_path: Path) -> None:

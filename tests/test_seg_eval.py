@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hrformer_core.engine.evaluation import metric_tables
 from hrformer_core.tasks.seg.inference import image_logits, sliding_logits
 from hrformer_core.tasks.seg.losses import ohem_cross_entropy
 from hrformer_core.tasks.seg.task import SegTask, confusion_cells
@@ -27,12 +28,25 @@ def test_miou_accuracy_and_ignore_by_hand(tmp_path) -> None:
     task._num_classes = 3
     cells = confusion_cells(pred, label, 3)
     metrics = task.compute_metrics([cells, cells], _Dataset(), tmp_path)  # two identical images
-    # class 0: hits 2, gt 3, pred 2 -> IoU 2/3; class 1: hits 1, gt 2, pred 2 -> 1/3; class 2: 1, 1, 2 -> 1/2
-    assert metrics["IoU"] == pytest.approx({"a": 2 / 3, "b": 1 / 3, "c": 1 / 2})
+    # class 0: hits 2, gt 3, pred 2 -> IoU 2/3, accuracy 2/3; class 1: hits 1, gt 2, pred 2 -> 1/3, 1/2;
+    # class 2: hits 1, gt 1, pred 2 -> 1/2, 1
+    assert metrics["per_class"] == [
+        {"class": "a", "IoU": pytest.approx(2 / 3), "accuracy": pytest.approx(2 / 3)},
+        {"class": "b", "IoU": pytest.approx(1 / 3), "accuracy": pytest.approx(1 / 2)},
+        {"class": "c", "IoU": pytest.approx(1 / 2), "accuracy": pytest.approx(1.0)},
+    ]
     assert metrics["mIoU"] == pytest.approx((2 / 3 + 1 / 3 + 1 / 2) / 3)
     assert metrics["pixel_accuracy"] == pytest.approx(4 / 6)
     assert metrics["mean_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
-    assert "| b | 33.33 |" in (tmp_path / "per_class_iou.md").read_text()
+    assert "| b | 33.33 | 50.00 |" in (tmp_path / "per_class_iou.md").read_text()
+    (table,) = metric_tables(metrics)  # the eval CLI's per-class table: all three rows, in class order
+    assert (table.title, table.columns, table.gap_after, table.note) == (
+        "per-class IoU",
+        ["class", "IoU", "accuracy"],
+        None,
+        "",
+    )
+    assert table.rows == [["a", "0.6667", "0.6667"], ["b", "0.3333", "0.5000"], ["c", "0.5000", "1.0000"]]
 
 
 def test_ohem_keeps_only_hard_pixels() -> None:

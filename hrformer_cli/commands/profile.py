@@ -14,10 +14,12 @@ from hrformer_core.models.heads import HEADS
 from hrformer_core.models.hrformer import MIN_INPUT_SIZE
 from hrformer_core.profiling import CONVENTIONS, VARIANTS, profile_model, resolve_models
 from hrformer_core.profiling.bench import DEVICES
+from hrformer_core.reporting import Report, profile_records, write_report
 from hrformer_core.utils.io import write_json, write_text
 from hrformer_core.utils.sizes import parse_size
 
 from ..output import console
+from .report import print_written
 
 MIB = 2**20
 
@@ -124,6 +126,9 @@ def profile(
     json_path: Path = typer.Option(None, "--json", help="Also write the results as JSON here."),
     markdown_path: Path = typer.Option(None, "--markdown", help="Also write a Markdown table here."),
     no_speed: bool = typer.Option(False, "--no-speed", help="Parameters and FLOPs only (skips timing)."),
+    report_dir: Path = typer.Option(
+        None, "--report", help="Also write report.md/json/html here (latency against GMACs and params)."
+    ),
 ) -> None:
     """Parameters and FLOPs (MACs) under the paper's conventions, beside the paper's figures; latency,
     throughput and peak memory measured on this machine."""
@@ -143,6 +148,9 @@ def profile(
     if markdown_path is not None:
         write_text(markdown_path, _markdown(results, notes))
         console.print(f"wrote {markdown_path}")
+    if report_dir is not None:
+        records = profile_records(results, "hrformer profile")
+        print_written(write_report(Report(records, title="HRFormer profile"), report_dir))
 
 
 def register(app: typer.Typer) -> None:

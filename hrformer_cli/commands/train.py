@@ -8,10 +8,12 @@ import typer
 from rich.table import Table
 
 from hrformer_core.engine import evaluate, launch_torchrun, list_recipes, load_recipe, train
+from hrformer_core.engine.evaluation import EVAL_FLAGS, MetricTable, eval_flag_overrides
 from hrformer_core.engine.rundir import RunDir
 from hrformer_core.errors import UsageError
 
 from ..output import console
+from .report import report_into
 
 OVERRIDES_HELP = "Recipe overrides as dotted key=value, e.g. train.epochs=10 data.root=/data/coco."
 
@@ -24,6 +26,19 @@ def _metrics_table(title: str, metrics: dict) -> Table:
         if isinstance(value, int | float) and not isinstance(value, bool):
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     return table
+
+
+def print_metric_tables(tables: list[MetricTable]) -> None:
+    """The task's per-class (or other) tables, after the summary; a shortened one says what it shows."""
+    for spec in tables:
+        table = Table(title=spec.title, min_width=len(spec.title) + 4)
+        for number, column in enumerate(spec.columns):
+            table.add_column(column, justify="left" if number == 0 else "right")
+        for number, row in enumerate(spec.rows):
+            table.add_row(*row, end_section=spec.gap_after is not None and number == spec.gap_after - 1)
+        console.print(table)
+        if spec.note:
+            console.print(f"({spec.note})", highlight=False, soft_wrap=True)
 
 
 def _distributed(nproc: int, nnodes: int) -> bool:
@@ -89,7 +104,9 @@ def train_command(
         loaded = load_recipe(source, overrides)
     result = train(loaded, resume=resume, project=project, device=device)
     console.print(_metrics_table(f"Validation (best epoch {result.best_epoch})", result.metrics))
+    print_metric_tables(result.tables)
     console.print(next_steps(result.run_dir), highlight=False, soft_wrap=True)
+    report_into(Path(result.run_dir), f"Run {result.run_dir}")
     if result.note:
         console.print(f"[yellow]note:[/] {result.note}", highlight=False, soft_wrap=True)
 
@@ -115,24 +132,47 @@ def eval_command(
     ),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
     boxes: str = typer.Option(None, "--boxes", help="Person detections (COCO results JSON), or 'gt'."),
+    ms: bool = typer.Option(
+        None,
+        "--ms/--no-ms",
+        help="Multi-scale test (eval.ms: seg's eval.ms_scales); default: the recipe's.",
+        show_default=False,
+    ),
+    flip: bool = typer.Option(
+        None,
+        "--flip/--no-flip",
+        help="Flip test (seg eval.flip, pose eval.flip_test); default: the recipe's.",
+        show_default=False,
+    ),
     out: Path = typer.Option(None, "--out", help="Output folder (default: a new runs/<task>/<name>-eval)."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N."),
     nproc: int = typer.Option(1, "--nproc", help="Processes per node; >1 launches torchrun."),
 ) -> None:
-    """Evaluate weights on the recipe's validation set: a metrics table, eval.json and the predictions."""
+    """Evaluate weights on the recipe's validation set: metrics (and per-class) tables, metrics.json and the
+    task's files (predictions, per-class tables).
+
+    --ms / --flip set the task's evaluation keys (seg: eval.ms, eval.flip; pose: --flip is eval.flip_test);
+    a task without such an option refuses the flag.
+    """
     overrides = list(overrides or [])
     if boxes is not None:
         overrides.append(f"data.val_boxes={boxes}")
+    loaded = load_recipe(recipe, overrides)
+    flag_overrides = eval_flag_overrides(loaded, dict(zip(EVAL_FLAGS, (ms, flip), strict=True)))
+    if flag_overrides:  # after the key=value ones: a flag wins
+        overrides += flag_overrides
+        loaded = load_recipe(recipe, overrides)
     if _distributed(nproc, 1):
         argv = ["eval", "--recipe", recipe, "--weights", weights]
         argv += (["--out", str(out)] if out else []) + (["--device", device] if device else []) + overrides
         raise typer.Exit(launch_torchrun(argv, nproc))
-    loaded = load_recipe(recipe, overrides)
     result = evaluate(loaded, weights, out_dir=out, device=device)
     console.print(_metrics_table(f"{loaded.name}: {weights}", result.metrics))
+    print_metric_tables(result.tables)
     skipped = len(result.skipped_images)
     note = f" ({skipped} unreadable image(s) left out, listed in metrics.json)" if skipped else ""
     console.print(f"results: {result.folder}{note}", highlight=False, soft_wrap=True)
+    report_into(Path(result.folder), f"Evaluation {result.folder}")
 
 
 def recipes_command() -> None:

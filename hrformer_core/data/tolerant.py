@@ -35,8 +35,14 @@ class TolerantDataset(Dataset):
 
     @staticmethod
     def worker_init_fn(worker_id: int) -> None:
-        """Single-threaded workers: the cores are shared between the workers and the training step."""
-        cv2.setNumThreads(1)
+        """Single-threaded workers: the cores are shared between the workers and the training step.
+
+        OpenCV is left alone when it already runs without a pool (`make_fork_safe` in the parent): resizing the
+        pool in a forked worker destroys the parent's pool state, and that waits forever for the parent's pool
+        threads (seen after the parent had used OpenCV's pool before `make_fork_safe`).
+        """
+        if cv2.getNumThreads() > 1:
+            cv2.setNumThreads(1)
         torch.set_num_threads(1)
 
     def _mark_bad(self, path: Path, reason: str) -> None:

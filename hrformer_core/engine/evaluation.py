@@ -5,13 +5,20 @@ duplicates that DistributedSampler adds to even out the shards; the metrics are 
 single-process evaluation. Samples of images the dataset could not read (its `bad_images`, merged over the
 ranks) are left out when the dataset names them (`unreadable_indices`): nothing is predicted for them, and
 `evaluate` reports which they were.
+
+Per-class results: a task's metrics may hold rows (a list of dicts, e.g. one per class) under any key and
+declare how to show them under `TABLES_KEY` (built with `table_spec`); `metric_tables` turns the metrics
+into display-ready tables (the lowest and highest rows by one column when there are many), which
+`hrformer eval` and `hrformer train` print after the summary. The rows stay in the metrics (metrics.json).
+Eval options that `hrformer eval` has flags for (`EVAL_FLAGS`) set the eval-schema key the schema's
+`flag_keys` names (`--flip` is pose's `eval.flip_test`), see `eval_flag_overrides`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +40,7 @@ from hrformer_core.engine.distributed import rank as current_rank
 from hrformer_core.engine.loaders import batches, worker_count
 from hrformer_core.engine.progress import TrainProgress
 from hrformer_core.engine.rundir import discard_if_unused
+from hrformer_core.engine.schema import field_types, strip_optional, unknown_key_message
 from hrformer_core.errors import TrainingError, UsageError
 from hrformer_core.models.weights import resolve_weights
 from hrformer_core.tasks import Task, get_task
@@ -44,6 +52,22 @@ if TYPE_CHECKING:
     from hrformer_core.engine.recipes import Recipe
 
 SKIPPED_NAMED = 5  # the skipped images named in the one-line warning (metrics.json lists them all)
+TABLES_KEY = "tables"  # metrics key: the table_spec of each list of rows to show
+SHOWN_ROWS = 40  # tables up to this long are shown whole ...
+RANKED_ROWS = 10  # ... longer ones as this many lowest and highest rows by the spec's rank_by column
+EVAL_FLAGS = ("ms", "flip")  # `hrformer eval --ms/--flip`: eval keys of the same name unless flag_keys says
+
+
+@dataclass
+class MetricTable:
+    """A table ready to print: formatted cells, and where the lowest rows end when only those and the highest
+    are shown (`gap_after`), with a note saying so."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    gap_after: int | None = None
+    note: str = ""
 
 
 @dataclass
@@ -53,6 +77,77 @@ class EvalResult:
     metrics: dict[str, Any]
     folder: Path
     skipped_images: dict[str, str] = field(default_factory=dict)  # image -> why it could not be used
+
+    @property
+    def tables(self) -> list[MetricTable]:
+        return metric_tables(self.metrics)
+
+
+def table_spec(title: str, rows_key: str, columns: Sequence[str], rank_by: str | None = None) -> dict[str, Any]:
+    """How to show the rows at `metrics[rows_key]` (dicts with at least `columns`); goes in `metrics[TABLES_KEY]`.
+
+    `rank_by`: the numeric column that picks the lowest and highest rows of a table too long to show whole.
+    """
+    if rank_by is not None and rank_by not in columns:
+        raise ValueError(f"rank_by {rank_by!r} is not one of the columns {list(columns)}")
+    return {"title": title, "rows": rows_key, "columns": list(columns), "rank_by": rank_by}
+
+
+def metric_tables(metrics: Mapping[str, Any]) -> list[MetricTable]:
+    """The tables `metrics[TABLES_KEY]` declares, at most SHOWN_ROWS rows each (or the RANKED_ROWS lowest and
+    highest by `rank_by`, rows without a value left out, with a note)."""
+    tables = []
+    for spec in metrics.get(TABLES_KEY, []):
+        rows = metrics.get(spec["rows"])
+        if not isinstance(rows, list) or any(not isinstance(row, Mapping) for row in rows):
+            raise TrainingError(f"metrics table {spec['title']!r}: metrics[{spec['rows']!r}] is not a list of rows")
+        columns, rank_by, gap, note = spec["columns"], spec.get("rank_by"), None, ""
+        if len(rows) > SHOWN_ROWS and rank_by is not None:
+            valued = sorted((row for row in rows if _is_number(row.get(rank_by))), key=lambda row: row[rank_by])
+            if len(valued) > 2 * RANKED_ROWS:
+                shown, gap = valued[:RANKED_ROWS] + valued[-RANKED_ROWS:], RANKED_ROWS
+                note = f"the {RANKED_ROWS} lowest and {RANKED_ROWS} highest {rank_by} of {len(rows)} rows"
+            else:
+                shown, note = valued, f"the {len(valued)} of {len(rows)} rows with a value, lowest {rank_by} first"
+            without = len(rows) - len(valued)
+            note += f" ({without} without one left out)" if without and gap else ""
+            note += f"; all rows are under '{spec['rows']}' in the metrics"
+            rows = shown
+        cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+        tables.append(MetricTable(spec["title"], list(columns), cells, gap, note))
+    return tables
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(float(value))
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def eval_flag_overrides(recipe: Recipe, flags: Mapping[str, bool | None]) -> list[str]:
+    """The `eval.KEY=true|false` overrides that `hrformer eval`'s flags (EVAL_FLAGS; None: not given) stand for.
+
+    A flag sets the eval-schema key of its own name unless the schema's `flag_keys` maps it to another;
+    a schema without that key is refused with the recipe's one-line unknown-key message, naming the flag.
+    """
+    schema = type(recipe.eval)
+    hints = field_types(schema)
+    overrides = []
+    for flag, value in flags.items():
+        if value is None:
+            continue
+        key = schema.flag_keys.get(flag, flag)
+        if key not in hints:
+            message = unknown_key_message(f"eval.{key}", {"eval": schema})
+            raise UsageError(f"--{flag}: the {recipe.task} task has no such evaluation option ({message})")
+        if strip_optional(hints[key])[0] is not bool:
+            raise UsageError(f"--{flag}: eval.{key} of the {recipe.task} task is not a true/false option")
+        overrides.append(f"eval.{key}={'true' if value else 'false'}")
+    return overrides
 
 
 def move_to(batch: Any, device: torch.device) -> Any:

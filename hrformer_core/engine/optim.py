@@ -66,7 +66,8 @@ def lr_at(step: int, schedule: ScheduleSection, base_lr: float, steps_per_epoch:
 
     The decay is `schedule.type` over exactly the run's steps (step: ×gamma at each milestone epoch of
     `steps_per_epoch` steps; poly and cosine from base_lr to min_lr at step `total_steps`). During the first
-    warmup steps it is multiplied by a factor rising linearly from `warmup_ratio` to 1 (mmcv's linear warmup).
+    warmup steps it is multiplied by a factor rising linearly from `warmup_ratio` to 1 (mmcv's linear warmup),
+    or, with `schedule.warmup == "to_base"`, it rises linearly from `warmup_ratio` x base_lr to base_lr (timm's).
     """
     progress = min(step / max(1, total_steps), 1.0)
     if schedule.type == "step":
@@ -80,7 +81,8 @@ def lr_at(step: int, schedule: ScheduleSection, base_lr: float, steps_per_epoch:
         lr = base_lr
     warmup = warmup_steps(schedule, steps_per_epoch)
     if step < warmup:
-        lr *= schedule.warmup_ratio + (1.0 - schedule.warmup_ratio) * step / warmup
+        rise = schedule.warmup_ratio + (1.0 - schedule.warmup_ratio) * step / warmup
+        lr = base_lr * rise if schedule.warmup == "to_base" else lr * rise
     return lr
 
 

@@ -40,6 +40,8 @@ class EvalSection:
     """Evaluation options. Tasks subclass it; evaluation never changes training, so all are resume-safe."""
 
     resume_safe: ClassVar[bool] = True
+    # `hrformer eval` flag -> the key it sets, where the key's name differs from the flag's (`--flip`).
+    flag_keys: ClassVar[dict[str, str]] = {}
     batch_size: int = field(default=32, metadata={"min": 1})
 
 
@@ -60,6 +62,10 @@ class OptimizerSection:
 class ScheduleSection:
     """Per-iteration learning-rate schedule: linear warmup from `warmup_ratio`, then `type`.
 
+    `warmup` is how the warm-up meets the decay: `scaled` multiplies the decayed lr by a factor rising from
+    `warmup_ratio` to 1 (mmcv's linear warm-up, the official pose and seg code), `to_base` rises linearly from
+    `warmup_ratio` x lr to lr itself (timm's CosineLRScheduler, the official classification code).
+
     `milestones` are epochs of the training set's steps (step decay by `gamma`); poly and cosine decay to
     `min_lr` over exactly the run's steps (`train.max_steps` when set, else `train.epochs` epochs).
     """
@@ -68,6 +74,7 @@ class ScheduleSection:
     warmup_iters: int = field(default=0, metadata={"min": 0})
     warmup_epochs: float = field(default=0.0, metadata={"min": 0.0})
     warmup_ratio: float = field(default=0.001, metadata={"min": 0.0, "max": 1.0})
+    warmup: Literal["scaled", "to_base"] = "scaled"
     milestones: list[int] = field(default_factory=list)
     gamma: float = field(default=0.1, metadata={"min": 0.0})
     power: float = field(default=1.0, metadata={"min": 0.0})

@@ -37,7 +37,7 @@ from hrformer_core.engine.distributed import (
     init_distributed,
     revert_sync_batchnorm,
 )
-from hrformer_core.engine.evaluation import move_to, run_evaluation, scalar_metrics
+from hrformer_core.engine.evaluation import MetricTable, metric_tables, move_to, run_evaluation, scalar_metrics
 from hrformer_core.engine.loaders import batches, worker_count
 from hrformer_core.engine.optim import build_optimizer, build_scheduler, lr_scale, run_steps
 from hrformer_core.engine.progress import Projection, TrainProgress, estimate_eval, over_budget
@@ -81,6 +81,7 @@ class TrainResult:
     note: str = ""
     bad_images: int = 0
     weights_digest: str = ""
+    tables: list[MetricTable] = field(default_factory=list)  # the last evaluation's per-class tables
 
 
 ETA_CHECK_STEP = 10  # the step of a session at which the time projection is first checked (steady state)
@@ -282,6 +283,7 @@ class _Run:
         self.best_step: int | None = None
         self.history: list[dict[str, Any]] = []
         self.last_metrics: dict[str, float] = {}
+        self.last_tables: list[MetricTable] = []
         self.step_log = StepLog()
         self.checkpoint_step: int | None = None
         self.note = ""
@@ -357,6 +359,7 @@ class _Run:
         )
         self.eval_seconds.append(time.monotonic() - started)
         self.last_metrics = scalar_metrics(metrics)
+        self.last_tables = metric_tables(metrics)
         return metrics
 
     def _row(self, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -423,6 +426,7 @@ class _Run:
             note=self.note,
             bad_images=bad_images,
             weights_digest=digests[0],
+            tables=self.last_tables,
         )
 
     def _wrap(self, model: nn.Module) -> nn.Module:

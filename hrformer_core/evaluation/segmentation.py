@@ -55,10 +55,12 @@ class ConfusionMatrix:
         self.matrix = torch.zeros_like(self.matrix)
 
     def compute(self) -> dict[str, Any]:
-        """mIoU, per-class IoU, pixel and mean accuracy, as fractions in [0, 1].
+        """mIoU, per-class IoU and accuracy (the class's pixels predicted right), pixel and mean accuracy, as
+        fractions in [0, 1].
 
         A class absent from both labels and predictions has IoU None and is left out of the mean
-        (nanmean, as the reference); with no pixels counted every metric is 0.
+        (nanmean, as the reference), a class absent from the labels has accuracy None; with no pixels counted
+        every metric is 0.
         """
         m = self.matrix.detach().to("cpu", torch.float64)
         hits = m.diagonal()
@@ -72,6 +74,7 @@ class ConfusionMatrix:
             "IoU": [None if torch.isnan(v) else float(v) for v in iou],
             "pixel_accuracy": float(hits.sum()) / total if total else 0.0,
             "mean_accuracy": _nanmean(accuracy),
+            "accuracy": [None if torch.isnan(v) else float(v) for v in accuracy],
         }
 
 

@@ -104,6 +104,8 @@ class Task(ABC):
     predict_option_names: ClassVar[frozenset[str]] = frozenset()
     # The Hub's pipeline tag for model cards.
     hub_pipeline_tag: ClassVar[str] = ""
+    # The built-in recipe that trains this task offline in minutes (`hrformer ablate` runs studies on it).
+    quickstart_recipe: ClassVar[str | None] = None
 
     def configure(self, recipe: Recipe) -> None:
         """Bind this object to the resolved recipe before anything else (e.g. to keep loss or eval options)."""
@@ -149,7 +151,8 @@ class Task(ABC):
     @abstractmethod
     def compute_metrics(self, predictions: Sequence[Any], dataset: Any, out_dir: Path) -> dict[str, Any]:
         """Metrics from `predictions[i]` for `dataset[i]` (in dataset order, less the samples left out as
-        unreadable, see `build_val_dataset`); may write files (e.g. result JSON) to `out_dir`."""
+        unreadable, see `build_val_dataset`); may write files (e.g. result JSON) to `out_dir`. Rows to show as
+        tables after the summary (e.g. per class) go in the metrics with a `engine.evaluation.table_spec` each."""
 
     def collate(self, samples: list[Any]) -> Any:
         """Samples to a batch (both DataLoaders use it); the default stacks tensors in dicts and tuples."""

@@ -32,6 +32,10 @@ class HRFormerModelSection(ModelSection):
     name: str = "hrformer-t"
     drop_path_rate: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0})
     rel_pos_bias: bool = True
+    # Ablation switches (paper Tables 7 and 9, the segmentation window sizes); null keeps the model's own.
+    window_sizes: tuple[int, int, int, int] | None = None
+    ffn_dw: bool | None = None
+    shifted_windows: bool | None = None
     pretrained: str = ""  # ImageNet weights for the backbone: ours (.safetensors) or an official .pth
     # Recompute the transformer branches in the backward pass: less activation memory, ~30 % more compute.
     grad_checkpointing: bool = False

@@ -2,8 +2,19 @@
 
 Class indices follow the sorted folder names, as timm's and torchvision's ImageFolder give them (so official
 checkpoints' logits line up with the standard wnid order); the training split's folders define the classes
-when it exists, and a validation folder outside them is refused. `root/classes.txt`, when present, names the
-classes: one line per folder, `<folder> <name...>` (a folder without a line keeps its folder name).
+when it exists, and a validation folder outside them is refused.
+
+Class names come from the first of `root/classes.txt` and `root/LOC_synset_mapping.txt` that exists (a
+folder without a name keeps its folder name). Two formats are read (blank lines ignored, UTF-8):
+- `<folder> <name...>` per line, separated by spaces or a tab: ImageNet's `LOC_synset_mapping.txt` and
+  Caffe's `synset_words.txt` (`n01440764 tench, Tinca tinca`) are this format. Lines for folders the dataset
+  does not have are ignored, so the full 1000-class mapping names a subset of ImageNet.
+- one name per line, in sorted folder order (chosen when no line starts with a class folder's name); there
+  must be one line per class folder.
+Without a dataset (`hrformer predict --class-names`), a file is the first format when every line starts with
+a WordNet id (`n` and 8 digits; names in sorted-id order, the class order) and the second otherwise.
+Training records the folders and names in the weights' metadata (`class_names_metadata`), so prediction and
+evaluation show them without the data (`recorded_classes`).
 
 Unreadable images (missing, truncated, corrupt: `read_image` says which) are skipped and reported through
 `bad_images` (path -> reason): for training a sample is replaced by the next readable image; for evaluation
@@ -13,8 +24,11 @@ leaves out (`unreadable_indices`).
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Collection, Iterator
+import re
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +37,15 @@ import torch
 
 from ...data.images import UnreadableImage, read_image
 from ...data.tolerant import TolerantDataset
-from ...errors import DataError
+from ...errors import CheckpointError, DataError
+from ...models.weights import WeightsFile
+from ...utils.console import console
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")  # timm's ImageFolder extensions, any case
 LAYOUT = "root/train/<class>/*.JPEG and root/val/<class>/*.JPEG"
-CLASSES_FILE = "classes.txt"
+CLASS_NAME_FILES = ("classes.txt", "LOC_synset_mapping.txt")  # looked for in the data root, in this order
+WORDNET_ID = re.compile(r"n\d{8}")
+METADATA_FOLDERS, METADATA_NAMES = "class_folders", "class_names"  # JSON lists in the weights' metadata
 
 
 def _class_folders(split_dir: Path) -> list[str]:
@@ -50,20 +68,102 @@ def class_folders(root: Path, train_split: str, split: str) -> list[str]:
     return folders
 
 
+def _name_lines(path: Path) -> list[tuple[str, str]]:
+    """(first word, the rest) of every non-blank line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot be read as a UTF-8 class-names file ({exc})") from None
+    pairs = []
+    for line in text.splitlines():
+        words = line.strip().split(maxsplit=1)
+        if words:
+            pairs.append((words[0], words[1].strip() if len(words) > 1 else ""))
+    return pairs
+
+
+def parse_class_names(path: Path, folders: Sequence[str] | None = None) -> list[str]:
+    """The class names a names file gives, in class-index order (formats: the module docstring).
+
+    With `folders`, one name per folder; without, as many as the file has.
+    """
+    pairs = _name_lines(path)
+    whole_lines = [f"{first} {rest}".strip() for first, rest in pairs]
+    if folders is None:
+        if pairs and all(WORDNET_ID.fullmatch(first) for first, _ in pairs):
+            return [rest or first for first, rest in sorted(pairs)]
+        return whole_lines
+    known = set(folders)
+    if any(first in known for first, _ in pairs):
+        names = {first: rest for first, rest in pairs if first in known and rest}
+        return [names.get(folder, folder) for folder in folders]
+    if len(whole_lines) != len(folders):
+        raise DataError(
+            f"{path}: {len(whole_lines)} names for {len(folders)} class folders, and no line starts with a class "
+            "folder's name; expected `<folder> <name>` lines or one name per class folder in sorted folder order"
+        )
+    return whole_lines
+
+
 def read_class_names(root: Path, folders: list[str]) -> list[str]:
-    """Names from root/classes.txt (`<folder> <name>` per line), else the folder names."""
-    path = root / CLASSES_FILE
-    if not path.is_file():
-        return list(folders)
-    names: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    """Names from the data root's class-names file (`CLASS_NAME_FILES`), else the folder names."""
+    for file_name in CLASS_NAME_FILES:
+        if (root / file_name).is_file():
+            return parse_class_names(root / file_name, folders)
+    return list(folders)
+
+
+@dataclass
+class RecordedClasses:
+    """The classes a weights file records: names in class-index order, and the folders they came from."""
+
+    names: list[str]
+    folders: list[str] | None
+
+
+def class_names_metadata(folders: Sequence[str], names: Sequence[str]) -> dict[str, str]:
+    """Weights metadata that records the training data's class folders and names."""
+    return {METADATA_FOLDERS: json.dumps(list(folders)), METADATA_NAMES: json.dumps(list(names))}
+
+
+def recorded_classes(weights: WeightsFile, num_classes: int) -> RecordedClasses | None:
+    """The class names (and folders) saved with `weights`, or None when it records none (e.g. converted)."""
+    if METADATA_NAMES not in weights.metadata:
+        return None
+    lists = {}
+    for key in (METADATA_NAMES, METADATA_FOLDERS):
+        raw = weights.metadata.get(key)
+        if raw is None:
             continue
-        folder, _, name = line.strip().partition(" ")
-        names[folder] = name.strip() or folder
-        if folder not in folders:
-            raise DataError(f"{path}:{number}: class folder {folder!r} is not a folder of the dataset")
-    return [names.get(folder, folder) for folder in folders]
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = None
+        if not (isinstance(value, list) and len(value) == num_classes and all(isinstance(v, str) for v in value)):
+            raise CheckpointError(
+                f"{weights.path}: metadata {key!r} is not a JSON list of {num_classes} strings "
+                "(one per class of the model)"
+            )
+        lists[key] = value
+    return RecordedClasses(lists[METADATA_NAMES], lists.get(METADATA_FOLDERS))
+
+
+def names_for_data(recorded: RecordedClasses | None, folders: list[str], names: list[str]) -> list[str]:
+    """The names evaluation shows: the weights' when they record these class folders, else the data's own."""
+    if recorded is None:
+        return names
+    if len(recorded.names) != len(folders) or (recorded.folders is not None and recorded.folders != folders):
+        theirs = recorded.folders or recorded.names
+        first = next((i for i, (a, b) in enumerate(zip(theirs, folders, strict=False)) if a != b), None)
+        where = f"class {first}: {theirs[first]} there, {folders[first]} here" if first is not None else ""
+        console.print(
+            f"note: the weights were trained on other classes ({len(theirs)}; {where or 'a different count'}) "
+            f"than the data's {len(folders)} class folders; the data's names are shown",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return names
+    return recorded.names
 
 
 def scan_split(root: Path, split: str, folders: list[str]) -> list[tuple[str, int]]:
@@ -138,9 +238,6 @@ class ImageFolder(TolerantDataset):
 
     def image_path(self, index: int) -> Path:
         return self.image_dir / self.samples[index][0]
-
-
-
 
     def _try_read(self, index: int) -> np.ndarray | None:
         path = self.image_path(index)

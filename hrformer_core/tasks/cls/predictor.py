@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from ...predict.base import ImagePredictor
 from ...predict.sources import Frame
 from ..base import PredictOptions
 from .draw import draw_topk
+from .folder import RecordedClasses, parse_class_names
 
 CROP_RATIO = 0.875  # resize to size / 0.875, centre-crop `size` (the Swin/ImageNet test transform)
 
@@ -53,32 +54,41 @@ class ClsResult:
 
 
 def read_class_names(path: str | Path) -> list[str]:
-    """One class name per line (blank lines ignored)."""
+    """`--class-names`: one name per line, or `<wnid> <name>` lines (formats: `folder.py`'s docstring)."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"--class-names {path}: no such file; expected one class name per line")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return parse_class_names(path)
 
 
 class ClsPredictor(ImagePredictor):
+    """Top-k labels, named by `--class-names`, else by the classes the weights record, else by index."""
+
     def __init__(
-        self, model: nn.Module, config: ModelConfig, input_size: tuple[int, int], options: PredictOptions
+        self,
+        model: nn.Module,
+        config: ModelConfig,
+        input_size: tuple[int, int],
+        options: PredictOptions,
+        recorded: RecordedClasses | None = None,
     ) -> None:
         super().__init__(model, input_size, options)
         self.topk = int(options.task_options.get("topk", 5))
         if self.topk < 1:
             raise UsageError(f"--topk {self.topk}: expected at least 1")
-        names = options.task_options.get("class_names")
-        self.class_names = self._class_names(read_class_names(names) if names is not None else None, config)
-
-    @staticmethod
-    def _class_names(names: Sequence[str] | None, config: ModelConfig) -> list[str]:
-        count = config.num_classes
-        if names is None:
-            return [str(i) for i in range(count)]
-        if len(names) != count:
-            raise UsageError(f"{len(names)} class names given but the model has {count} classes")
-        return list(names)
+        names_file = options.task_options.get("class_names")
+        if names_file is not None:
+            names = read_class_names(names_file)
+            if len(names) != config.num_classes:
+                raise UsageError(
+                    f"--class-names {names_file}: {len(names)} class names, but the model has {config.num_classes} "
+                    "classes"
+                )
+            self.class_names = names
+        elif recorded is not None:
+            self.class_names = list(recorded.names)
+        else:
+            self.class_names = [str(i) for i in range(config.num_classes)]
 
     def __call__(self, frames: Iterable[Frame]) -> Iterator[ClsResult]:
         for batch in self.batches(frames):

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
+from ...engine.evaluation import TABLES_KEY, table_spec
 from ...engine.optim import weight_decay_groups
 from ...engine.schema import SAFE, EvalSection
 from ...errors import DataError, UsageError
@@ -21,7 +22,7 @@ from ...models.weights import WeightsFile
 from ..base import PredictOptions
 from ..common import HRFormerModelSection, HRFormerTask, ImageDataSection
 from .augment import ClsAugment, TestTransform, TrainTransform
-from .folder import ImageFolder, class_folders
+from .folder import ImageFolder, RecordedClasses, class_folders, class_names_metadata, names_for_data, recorded_classes
 from .mixing import MixSection, mix_batch, smooth_one_hot, soft_target_cross_entropy
 from .predictor import ClsPredictor
 from .synthetic import CLASSES as SYNTHETIC_CLASSES
@@ -95,10 +96,13 @@ class ClsTask(HRFormerTask):
     model_schema = ClsModel
     eval_schema = ClsEval
     hub_pipeline_tag = "image-classification"
+    quickstart_recipe = "cls-quickstart"
     predict_option_names = frozenset({"topk", "class_names"})
 
     def configure(self, recipe: Any) -> None:
         self._data: ClsData = recipe.data
+        self._class_metadata: dict[str, str] = {}  # the training data's classes, saved with the weights
+        self._recorded: RecordedClasses | None = None  # the classes the evaluated weights record
 
     def _num_classes(self, recipe: Any) -> int:
         if recipe.model.num_classes is not None:
@@ -139,6 +143,7 @@ class ClsTask(HRFormerTask):
     def build_train_dataset(self, recipe: Any) -> ImageFolder:
         dataset = self._dataset(recipe, train=True)
         self._train_classes = dataset.num_classes  # the soft targets' width (collate runs in the workers)
+        self._class_metadata = class_names_metadata(dataset.classes, dataset.class_names)
         return dataset
 
     def build_val_dataset(self, recipe: Any) -> ImageFolder:
@@ -170,9 +175,7 @@ class ClsTask(HRFormerTask):
         labels = batch["label"].to(logits.device).long()
         losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none").cpu().numpy()
         ranked = logits.topk(min(max(TOPK), logits.shape[1]), dim=1).indices.cpu().numpy()
-        return [
-            {"ranked": ranked[i], "label": int(labels[i]), "loss": float(losses[i])} for i in range(len(ranked))
-        ]
+        return [{"ranked": ranked[i], "label": int(labels[i]), "loss": float(losses[i])} for i in range(len(ranked))]
 
     def compute_metrics(self, predictions: Sequence[dict[str, Any]], dataset: Any, out_dir: Path) -> dict[str, Any]:
         if not predictions:
@@ -181,13 +184,17 @@ class ClsTask(HRFormerTask):
         labels = np.array([p["label"] for p in predictions], np.int64)
         metrics: dict[str, Any] = ranked_accuracy(ranked, labels, TOPK)
         metrics["loss"] = float(np.mean([p["loss"] for p in predictions]))
+        names = names_for_data(self._recorded, dataset.classes, dataset.class_names)
         accuracy, counts = per_class_accuracy(ranked[:, 0], labels, dataset.num_classes)
         metrics["mean_class_accuracy"] = float(np.nanmean(accuracy))
         metrics["samples"] = len(labels)
         metrics["per_class_accuracy"] = [
             {"class": folder, "name": name, "top1": round(float(acc), 4), "samples": int(count)}
-            for folder, name, acc, count in zip(dataset.classes, dataset.class_names, accuracy, counts, strict=True)
+            for folder, name, acc, count in zip(dataset.classes, names, accuracy, counts, strict=True)
             if count > 0
+        ]
+        metrics[TABLES_KEY] = [
+            table_spec("per-class top-1 accuracy (%)", "per_class_accuracy", ["name", "top1", "samples"], "top1")
         ]
         return metrics
 
@@ -200,5 +207,14 @@ class ClsTask(HRFormerTask):
             lambda name, param: param.ndim <= 1 or any(k in name for k in NO_DECAY_KEYWORDS),
         )
 
+    def weights_metadata(self, model: nn.Module) -> dict[str, str]:
+        return dict(self._class_metadata)
+
+    def model_from_weights(self, weights: WeightsFile) -> nn.Module:
+        model = super().model_from_weights(weights)
+        self._recorded = recorded_classes(weights, model.config.num_classes)
+        return model
+
     def predictor(self, model: nn.Module, weights: WeightsFile, options: PredictOptions) -> ClsPredictor:
-        return ClsPredictor(model, weights.config, options.input_size, options)
+        recorded = recorded_classes(weights, weights.config.num_classes)
+        return ClsPredictor(model, weights.config, options.input_size, options, recorded)

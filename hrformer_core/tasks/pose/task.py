@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -79,6 +79,7 @@ class PoseModel(HRFormerModelSection):
 
 @dataclass
 class PoseEval(EvalSection):
+    flag_keys: ClassVar[dict[str, str]] = {"flip": "flip_test"}
     batch_size: int = field(default=32, metadata={"min": 1})
     flip_test: bool = True
     shift_heatmap: bool = True
@@ -136,6 +137,7 @@ class PoseTask(HRFormerTask):
     model_schema = PoseModel
     eval_schema = PoseEval
     hub_pipeline_tag = "keypoint-detection"
+    quickstart_recipe = "quickstart"
     predict_option_names = frozenset(
         {"boxes", "boxes_annotations", "detector", "box_threshold", "kpt_threshold", "keypoints"}
     )

@@ -85,6 +85,7 @@ class SegDataset(TolerantDataset):
         num_classes: int,
         *,
         crop_hw: tuple[int, int] = (512, 512),
+        class_names: tuple[str, ...] = (),
         augment_options: SegAugment | None = None,
         eval_short_side: int = 0,
         seed: int = 0,
@@ -105,7 +106,7 @@ class SegDataset(TolerantDataset):
         self.max_bad_fraction = max_bad_fraction
         self.where = where
         self.bad_images: dict[str, str] = {}
-        self.class_names = layout.class_names or tuple(f"class {i}" for i in range(num_classes))
+        self.class_names = class_names or layout.class_names or tuple(f"class {i}" for i in range(num_classes))
 
     def item_count(self) -> int:
         return len(self.pairs)
@@ -115,9 +116,6 @@ class SegDataset(TolerantDataset):
 
     def __len__(self) -> int:
         return len(self.pairs)
-
-
-
 
     def _is_known_bad(self, index: int) -> bool:
         pair = self.pairs[index]

@@ -28,18 +28,20 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
+from .class_names import (
+    ADE20K_CLASSES,
+    CITYSCAPES_CLASSES,
+    COCO_STUFF_CLASSES,
+    COCO_STUFF_UNUSED_IDS,
+    COCO_STUFF_USED_IDS,
+    PASCAL_CONTEXT_CLASSES,
+)
 
 IGNORE = 255
 INVALID = -1
 
 # cityscapesScripts labels.py: the ids whose trainId is 0-18, in trainId order.
 CITYSCAPES_EVAL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
-CITYSCAPES_CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
-    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
-)  # fmt: skip
-# COCO ids 1-182 that no COCO-Stuff pixel carries (openseg's label_list leaves them out).
-COCO_STUFF_UNUSED_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -64,8 +66,7 @@ def reduce_zero_table(num_classes: int) -> np.ndarray:
 
 
 def coco_stuff_table() -> np.ndarray:
-    used = [v for v in range(1, 183) if v not in COCO_STUFF_UNUSED_IDS]
-    return _table({stored: i for i, stored in enumerate(used)}, {0, *COCO_STUFF_UNUSED_IDS})
+    return _table({stored: i for i, stored in enumerate(COCO_STUFF_USED_IDS)}, {0, *COCO_STUFF_UNUSED_IDS})
 
 
 def identity_table(num_classes: int) -> np.ndarray:
@@ -178,18 +179,18 @@ LAYOUTS: dict[str, Layout] = {
     "ade20k": Layout(
         "ade20k", 150, {"train": "training", "val": "validation"},
         "ADEChallengeData2016/images/{split}/*.jpg + annotations/{split}/*.png",
-        _ade20k_pairs, lambda _: reduce_zero_table(150), (), "ADE20K ids 0-150",
+        _ade20k_pairs, lambda _: reduce_zero_table(150), ADE20K_CLASSES, "ADE20K ids 0-150",
     ),
     "coco_stuff": Layout(
         "coco_stuff", 171, {"train": "train", "val": "val"},
         "{split}/image/*.jpg + {split}/label/*.png (openseg's coco_stuff_generator.py output)",
-        _image_label_pairs("COCO-Stuff", ("image", "images")), lambda _: coco_stuff_table(), (),
+        _image_label_pairs("COCO-Stuff", ("image", "images")), lambda _: coco_stuff_table(), COCO_STUFF_CLASSES,
         "COCO-Stuff ids 0-182 (or 255)",
     ),
     "pascal_context": Layout(
         "pascal_context", 59, {"train": "train", "val": "val"},
         "{split}/image/*.jpg + {split}/label/*.png (openseg's pascal_context_generator.py output)",
-        _image_label_pairs("PASCAL-Context", ("image",)), lambda _: reduce_zero_table(59), (),
+        _image_label_pairs("PASCAL-Context", ("image",)), lambda _: reduce_zero_table(59), PASCAL_CONTEXT_CLASSES,
         "PASCAL-Context ids 0-59 (or 255)",
     ),
     "folder": Layout(
@@ -204,3 +205,15 @@ def get_layout(name: str) -> Layout:
     if name not in LAYOUTS:
         raise DataError(f"data.layout: unknown layout {name!r} (known: {', '.join(LAYOUTS)})")
     return LAYOUTS[name]
+
+
+def names_for_classes(num_classes: int, recorded: list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Class names for a model: those its weights record; else the standard layout with that many classes
+    (an official checkpoint records none: 19 is Cityscapes, 150 ADE20K, 171 COCO-Stuff, 59 PASCAL-Context);
+    else "class i"."""
+    if recorded and len(recorded) == num_classes:
+        return tuple(recorded)
+    standard = [layout.class_names for layout in LAYOUTS.values() if layout.num_classes == num_classes]
+    if len(standard) == 1 and standard[0]:
+        return standard[0]
+    return tuple(f"class {i}" for i in range(num_classes))

@@ -20,6 +20,9 @@ from ...predict.sources import Frame
 from ..base import PredictOptions
 from .draw import overlay_mask
 from .inference import SEG_MODES, sliding_logits
+from .layouts import names_for_classes
+
+DESCRIBED_CLASSES = 3  # the largest classes `describe` names
 
 
 @dataclass
@@ -29,19 +32,20 @@ class SegResult:
     frame: Frame
     image_id: int
     labels: np.ndarray  # (H, W) class per pixel
-    num_classes: int
+    class_names: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
         record = self.frame.record(self.image_id)
         ids, counts = np.unique(self.labels, return_counts=True)
         record["class_pixels"] = {str(int(i)): int(c) for i, c in zip(ids, counts, strict=True)}
+        record["class_names"] = {str(int(i)): self.class_names[int(i)] for i in ids}
         return record
 
     def records(self) -> list[dict[str, Any]]:
         return [self.to_dict()]
 
     def annotate(self) -> np.ndarray:
-        return overlay_mask(self.frame.image, self.labels, self.num_classes)
+        return overlay_mask(self.frame.image, self.labels, len(self.class_names))
 
     def label_maps(self) -> dict[str, np.ndarray]:
         return {"labels": self.labels}
@@ -50,7 +54,10 @@ class SegResult:
         return {}
 
     def describe(self) -> str:
-        return f"{len(np.unique(self.labels))} classes present"
+        ids, counts = np.unique(self.labels, return_counts=True)
+        order = np.argsort(-counts, kind="stable")[:DESCRIBED_CLASSES]
+        largest = ", ".join(f"{self.class_names[ids[i]]} {100 * counts[i] / self.labels.size:.0f}%" for i in order)
+        return f"{len(ids)} classes present ({largest}{', ...' if len(ids) > DESCRIBED_CLASSES else ''})"
 
 
 class SegPredictor(ImagePredictor):
@@ -58,7 +65,7 @@ class SegPredictor(ImagePredictor):
         self, model: nn.Module, config: ModelConfig, input_size: tuple[int, int], options: PredictOptions
     ) -> None:
         super().__init__(model, input_size, options)
-        self.num_classes = config.num_classes
+        self.class_names = names_for_classes(config.num_classes, config.extra.get("class_names"))
         self.mode = options.task_options.get("seg_mode", "whole")
         if self.mode not in SEG_MODES:
             raise UsageError(f"--seg-mode {self.mode!r}: expected one of {', '.join(SEG_MODES)}")
@@ -72,7 +79,7 @@ class SegPredictor(ImagePredictor):
             yield from self._segment_whole(batch)
 
     def _result(self, frame: Frame, labels: np.ndarray) -> SegResult:
-        return SegResult(frame, self.next_image_id(frame), labels, self.num_classes)
+        return SegResult(frame, self.next_image_id(frame), labels, self.class_names)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         _, logits = self.forward(x)

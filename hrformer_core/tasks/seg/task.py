@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...engine.evaluation import TABLES_KEY, table_spec
 from ...engine.optim import weight_decay_groups
 from ...engine.schema import SAFE, EvalSection
 from ...errors import UsageError
@@ -112,6 +113,14 @@ def _num_classes(data: SegData) -> int:
     return layout.num_classes
 
 
+def class_names(data: SegData) -> tuple[str, ...]:
+    """The recipe's class names: the layout's, the synthetic scenes', or "class i" for a folder of train ids."""
+    if data.synthetic:
+        return SYNTH_CLASSES
+    names = get_layout(data.layout).class_names
+    return names or tuple(f"class {i}" for i in range(_num_classes(data)))
+
+
 def _root(data: SegData) -> Path:
     if data.synthetic and data.root:
         raise UsageError(
@@ -142,6 +151,7 @@ class SegTask(HRFormerTask):
     model_schema = SegModel
     eval_schema = SegEval
     hub_pipeline_tag = "image-segmentation"
+    quickstart_recipe = "seg-quickstart"
     predict_option_names = frozenset({"seg_mode"})
 
     def configure(self, recipe: Any) -> None:
@@ -159,7 +169,8 @@ class SegTask(HRFormerTask):
         options["num_classes"] = _num_classes(recipe.data)
         options["ocr_mid_channels"] = recipe.model.ocr_mid_channels
         options["ocr_key_channels"] = recipe.model.ocr_key_channels
-        options["extra"] = {"input_size": list(recipe.data.crop_size)}
+        # The class names travel with the weights, so predict can name classes without the recipe.
+        options["extra"] = {"input_size": list(recipe.data.crop_size), "class_names": list(class_names(recipe.data))}
         return options
 
     def _dataset(self, recipe: Any, train: bool) -> SegDataset:
@@ -173,6 +184,7 @@ class SegTask(HRFormerTask):
             layout,
             _num_classes(data),
             crop_hw=tuple(data.crop_size),
+            class_names=class_names(data),
             augment_options=data.augment if train else None,
             eval_short_side=data.eval_short_side,
             seed=recipe.train.seed,
@@ -232,14 +244,17 @@ class SegTask(HRFormerTask):
             flat[torch.from_numpy(prediction["cells"])] = torch.from_numpy(prediction["counts"])
             matrix.matrix += flat.reshape(n, n)
         scores = matrix.compute()
-        names = list(dataset.class_names)
-        per_class = {name: iou for name, iou in zip(names, scores["IoU"], strict=True)}
+        rows = [
+            {"class": name, "IoU": iou, "accuracy": accuracy}
+            for name, iou, accuracy in zip(dataset.class_names, scores["IoU"], scores["accuracy"], strict=True)
+        ]
         metrics = {
             "mIoU": scores["mIoU"],
             "pixel_accuracy": scores["pixel_accuracy"],
             "mean_accuracy": scores["mean_accuracy"],
             "images": len(predictions),
-            "IoU": per_class,
+            "per_class": rows,  # IoU and accuracy None: the class is in neither labels nor predictions
+            TABLES_KEY: [table_spec("per-class IoU", "per_class", ["class", "IoU", "accuracy"], rank_by="IoU")],
         }
         write_json(out_dir / "per_class_iou.json", {"metrics": metrics, "confusion": matrix.matrix.tolist()})
         write_text(out_dir / "per_class_iou.md", per_class_markdown(metrics))
@@ -259,9 +274,12 @@ def confusion_cells(pred: torch.Tensor, label: torch.Tensor, num_classes: int) -
 
 
 def per_class_markdown(metrics: dict[str, Any]) -> str:
-    lines = ["| class | IoU (%) |", "|---|---:|"]
-    for name, iou in metrics["IoU"].items():
-        lines.append(f"| {name} | {'-' if iou is None else f'{100 * iou:.2f}'} |")
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.2f}"
+
+    lines = ["| class | IoU (%) | accuracy (%) |", "|---|---:|---:|"]
+    for row in metrics["per_class"]:
+        lines.append(f"| {row['class']} | {percent(row['IoU'])} | {percent(row['accuracy'])} |")
     lines += [
         "",
         f"mIoU {100 * metrics['mIoU']:.2f} %, pixel accuracy {100 * metrics['pixel_accuracy']:.2f} %, "
