@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_helpers import count_loss_calls as count_task_loss_calls
 from typer.testing import CliRunner
 
 from hrformer_cli.app import app
@@ -230,16 +231,7 @@ def quick_profiles(patch: pytest.MonkeyPatch) -> None:
 
 def count_loss_calls(patch: pytest.MonkeyPatch, interrupt_at: int | None = None) -> list[int]:
     """Count the pose task's training steps; raise KeyboardInterrupt (as Ctrl-C) at call `interrupt_at`."""
-    original, calls = PoseTask.loss, [0]
-
-    def loss(self: PoseTask, model: torch.nn.Module, batch: dict) -> tuple:
-        calls[0] += 1
-        if calls[0] == interrupt_at:
-            raise KeyboardInterrupt
-        return original(self, model, batch)
-
-    patch.setattr(PoseTask, "loss", loss)
-    return calls
+    return count_task_loss_calls(patch, PoseTask, interrupt_at)
 
 
 @pytest.fixture(scope="module")

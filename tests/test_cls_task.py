@@ -8,10 +8,10 @@ import csv
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from safetensors import safe_open
+from training_helpers import write_shapes_tree
 from typer.testing import CliRunner
 
 from hrformer_cli.app import app
@@ -20,7 +20,6 @@ from hrformer_core.errors import DataError
 from hrformer_core.evaluation.classification import per_class_accuracy, ranked_accuracy
 from hrformer_core.tasks import get_task
 from hrformer_core.tasks.cls.folder import ImageFolder
-from hrformer_core.tasks.cls.synthetic import render
 
 runner = CliRunner()
 TINY = ["data.input_size=[32,32]", "train.workers=0", "eval.batch_size=8"]
@@ -28,13 +27,7 @@ TINY = ["data.input_size=[32,32]", "train.workers=0", "eval.batch_size=8"]
 
 def write_tree(root: Path, classes: int = 3, per_class: int = 2, size: int = 40) -> None:
     """train/ and val/ with shapes images of `classes` synthetic classes, and a classes.txt."""
-    for split in ("train", "val"):
-        for label in range(classes):
-            folder = root / split / f"n{label:08d}"
-            folder.mkdir(parents=True)
-            rng = np.random.default_rng([label, len(split)])
-            for i in range(per_class):
-                cv2.imwrite(str(folder / f"{i}.JPEG"), render(label, rng, size))
+    write_shapes_tree(root, classes, per_class, size)
     names = {0: "disc one", 2: "square one"}
     (root / "classes.txt").write_text("".join(f"n{k:08d} {v}\n" for k, v in names.items() if k < classes))
 

@@ -11,19 +11,17 @@ import os
 import re
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
+from training_helpers import count_loss_calls, write_shapes_tree
 
 from hrformer_core.engine import evaluate, launch_torchrun, load_recipe, train
 from hrformer_core.engine.distributed import read_statuses
 from hrformer_core.engine.optim import build_optimizer, build_scheduler, lr_scale
 from hrformer_core.engine.state import load_state
 from hrformer_core.engine.steplog import read_steps_csv
-from hrformer_core.tasks.cls.synthetic import render
 from hrformer_core.tasks.cls.task import ClsTask
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,14 +32,7 @@ EPOCHS, WARMUP_EPOCHS = 300, 20
 
 
 def write_tree(root: Path, classes: int = 2, per_class: int = 4) -> Path:
-    for split in ("train", "val"):
-        for label in range(classes):
-            folder = root / split / f"n{label:08d}"
-            folder.mkdir(parents=True)
-            rng = np.random.default_rng([label, len(split)])
-            for i in range(per_class):
-                assert cv2.imwrite(str(folder / f"{i}.JPEG"), render(label, rng, 40))
-    return root
+    return write_shapes_tree(root, classes, per_class)
 
 
 def test_scaled_recipe_learning_rates_match_the_closed_form() -> None:
@@ -102,16 +93,8 @@ def test_interrupted_cls_run_resumes_bit_identical(tmp_path: Path, monkeypatch: 
     straight = train(tiny_recipe(data, *common, "train.workers=1"), project=tmp_path / "a")
     assert straight.bad_images == 1
 
-    original, calls = ClsTask.loss, [0]
-
-    def loss(self: ClsTask, model: nn.Module, batch: dict) -> tuple:
-        calls[0] += 1
-        if calls[0] == 4:
-            raise KeyboardInterrupt
-        return original(self, model, batch)
-
     with monkeypatch.context() as patch:
-        patch.setattr(ClsTask, "loss", loss)
+        count_loss_calls(patch, ClsTask, interrupt_at=4)
         with pytest.raises(KeyboardInterrupt):
             train(tiny_recipe(data, *common, "train.workers=0"), project=tmp_path / "b")
     run = next((tmp_path / "b" / "cls").iterdir())

@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
+from training_helpers import count_loss_calls
 from typer.testing import CliRunner
 
 from hrformer_cli.app import app
@@ -101,15 +102,7 @@ def test_run_folder_is_new_each_time_and_complete(recipe_file: Path, tmp_path: P
 
 def interrupt_at_step(patch: pytest.MonkeyPatch, step: int) -> None:
     """Make the toy task's loss raise KeyboardInterrupt (as Ctrl-C would) at optimiser step `step`."""
-    original, calls = engine_toy_task.ToyTask.loss, [0]
-
-    def loss(self: engine_toy_task.ToyTask, model: torch.nn.Module, batch: dict) -> tuple:
-        calls[0] += 1
-        if calls[0] == step:
-            raise KeyboardInterrupt
-        return original(self, model, batch)
-
-    patch.setattr(engine_toy_task.ToyTask, "loss", loss)
+    count_loss_calls(patch, engine_toy_task.ToyTask, interrupt_at=step)
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_helpers import count_loss_calls
 from typer.testing import CliRunner
 
 from hrformer_cli.app import app
@@ -75,16 +76,8 @@ def test_interrupted_seg_run_resumes_bit_identical(tmp_path: Path, monkeypatch: 
     text = " ".join(outcome.output.split())
     assert "per-class IoU" in text and "class 0" in text and "class 2" in text  # after the summary
 
-    original, calls = SegTask.loss, [0]
-
-    def loss(self: SegTask, model: torch.nn.Module, batch: dict) -> tuple:
-        calls[0] += 1
-        if calls[0] == 5:
-            raise KeyboardInterrupt
-        return original(self, model, batch)
-
     with monkeypatch.context() as patch:
-        patch.setattr(SegTask, "loss", loss)
+        count_loss_calls(patch, SegTask, interrupt_at=5)
         with pytest.raises(KeyboardInterrupt):
             train(load_recipe(recipe_file), project=tmp_path / "b")
     run = tmp_path / "b" / "seg" / "tiny-seg"

@@ -1,0 +1,39 @@
+"""Helpers the training tests share: counting (and interrupting) a task's training steps, tiny data trees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from hrformer_core.tasks.cls.synthetic import render
+
+
+def count_loss_calls(patch: pytest.MonkeyPatch, task_class: type, interrupt_at: int | None = None) -> list[int]:
+    """Count `task_class`'s training steps (its loss calls) in the returned one-item list; raise
+    KeyboardInterrupt (as Ctrl-C would) at call `interrupt_at`."""
+    original, calls = task_class.loss, [0]
+
+    def loss(self: object, model: torch.nn.Module, batch: dict) -> tuple:
+        calls[0] += 1
+        if calls[0] == interrupt_at:
+            raise KeyboardInterrupt
+        return original(self, model, batch)
+
+    patch.setattr(task_class, "loss", loss)
+    return calls
+
+
+def write_shapes_tree(root: Path, classes: int, per_class: int, size: int = 40) -> Path:
+    """An ImageNet-layout train/ and val/ of the synthetic shapes classes (`n00000000`, ...) as JPEGs."""
+    for split in ("train", "val"):
+        for label in range(classes):
+            folder = root / split / f"n{label:08d}"
+            folder.mkdir(parents=True)
+            rng = np.random.default_rng([label, len(split)])
+            for i in range(per_class):
+                assert cv2.imwrite(str(folder / f"{i}.JPEG"), render(label, rng, size))
+    return root
