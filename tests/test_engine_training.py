@@ -64,7 +64,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 def without_time(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "time"} for row in rows]
+    return [{k: v for k, v in row.items() if k not in ("time", "elapsed")} for row in rows]
 
 
 def test_run_folder_is_new_each_time_and_complete(recipe_file: Path, tmp_path: Path) -> None:
@@ -77,7 +77,8 @@ def test_run_folder_is_new_each_time_and_complete(recipe_file: Path, tmp_path: P
     assert load_recipe(run / "recipe.yaml") == recipe
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2] and rows[-1]["step"] == 12
-    assert {"train_loss", "train_acc", "lr", "time", "accuracy"} <= rows[0].keys()
+    assert {"train_loss", "train_acc", "lr", "time", "elapsed", "accuracy"} <= rows[0].keys()
+    assert 0 < rows[0]["elapsed"] < rows[1]["elapsed"]
     assert rows[0]["lr"] == pytest.approx(0.01) and rows[1]["lr"] == pytest.approx(0.001)
     assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,step,train_loss,train_acc,lr,time")
     assert (run / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -130,8 +131,12 @@ def test_interrupted_run_resumes_bit_identical(
     saved = load_state(run / "state.pt")
     expected = (1, 0, 6) if where == "epoch end" else (1, 2, 8)
     assert (saved["epoch"], saved["epoch_step"], saved["global_step"]) == expected
+    before = load_state(run / "state.pt")["history"][-1]["elapsed"]
     resumed = train(resume=run)
     assert resumed.run_dir == run and resumed.epochs_completed == 2 and resumed.global_step == 12
+    # Wall time runs on from the interrupted session's instead of starting again at zero.
+    elapsed = [row["elapsed"] for row in load_state(run / "state.pt")["history"]]
+    assert elapsed == sorted(elapsed) and elapsed[-1] > before > 0
     assert_same_weights(
         run / "weights" / "last.safetensors", straight.run_dir / "weights" / "last.safetensors"
     )

@@ -282,6 +282,7 @@ class _Run:
         self.best_epoch: int | None = None
         self.best_step: int | None = None
         self.history: list[dict[str, Any]] = []
+        self.earlier_sessions_seconds = 0.0
         self.last_metrics: dict[str, float] = {}
         self.last_tables: list[MetricTable] = []
         self.step_log = StepLog()
@@ -301,6 +302,7 @@ class _Run:
         self.step, self.epoch, self.epoch_step = state["global_step"], state["epoch"], state.get("epoch_step", 0)
         self.best, self.best_epoch, self.best_step = state["best_metric"], state["best_epoch"], state.get("best_step")
         self.history, self.last_metrics = state["history"], state["metrics"]
+        self.earlier_sessions_seconds = self.history[-1].get("elapsed", 0.0) if self.history else 0.0
         if "steps" in state:
             self.step_log = StepLog.from_state(state["steps"])
         self.checkpoint_step = self.step
@@ -363,10 +365,13 @@ class _Run:
         return metrics
 
     def _row(self, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
-        """The history row ending at this step: mean losses and time since the previous row, lr, metrics."""
+        """The history row ending at this step: mean losses, training time since the previous row, wall time
+        since the run began (earlier sessions of a resumed run included, so metric-versus-time curves hold), lr
+        and metrics."""
         previous = self.history[-1]["step"] if self.history else 0
         row: dict[str, Any] = {"epoch": epoch + 1, "step": self.step, **self.step_log.mean_after(previous)}
         row.update(lr=self.step_log.last("lr"), time=round(self.step_log.seconds_after(previous), 3))
+        row.update(elapsed=round(self.earlier_sessions_seconds + time.monotonic() - self.started, 3))
         row.update(scalar_metrics(metrics))
         return row
 

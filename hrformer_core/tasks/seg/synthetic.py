@@ -24,7 +24,7 @@ from ..pose.synthetic import paint_figure, sample_figure
 
 SYNTH_CLASSES = ("sky", "road", "building", "vegetation", "vehicle", "person", "pole")
 SKY, ROAD, BUILDING, VEGETATION, VEHICLE, PERSON, POLE = range(7)
-VERSION = 1
+VERSION = 2  # 2: poles at least 2 pixels wide (1-pixel poles are below the head's stride-4 output)
 
 # Colour pools (RGB): every pool is shared by several classes.
 GREY = [(128, 128, 128), (170, 170, 175), (90, 90, 95), (200, 200, 200)]
@@ -124,7 +124,7 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.nd
                 image = image_u8.astype(np.float32)
                 label[painted.mask] = PERSON
         else:
-            thick = 0.6 + 2.0 * depth
+            thick = 1.0 + 2.0 * depth
             top = base_y - (0.3 + 0.5 * depth) * h
             pole = (np.abs(xx - x) < thick) & (yy > top) & (yy < base_y)
             _fill(image, label, pole, _color(rng, POLE), np.ones(size, np.float32), POLE)

@@ -121,7 +121,8 @@ def class_names(data: SegData) -> tuple[str, ...]:
     return names or tuple(f"class {i}" for i in range(_num_classes(data)))
 
 
-def _root(data: SegData) -> Path:
+def resolve_root(data: SegData) -> Path:
+    """The dataset folder the recipe names (the synthetic scenes: their cache, generated on first use)."""
     if data.synthetic and data.root:
         raise UsageError(
             f"data.root={data.root} and data.synthetic=true: add data.synthetic=false to use data.root, "
@@ -176,7 +177,7 @@ class SegTask(HRFormerTask):
     def _dataset(self, recipe: Any, train: bool) -> SegDataset:
         data: SegData = recipe.data
         layout = get_layout("folder" if data.synthetic else data.layout)
-        root = _root(data)
+        root = resolve_root(data)
         split = data.train_split if train else data.val_split
         folder = layout.splits.get(split, split)
         return SegDataset(
