@@ -165,11 +165,12 @@ def cls_baselines(recipe: Recipe) -> dict[str, float]:
     val_images, val_labels = read_cls_split(root, recipe.data.val_split)
     classes = int(train_labels.max()) + 1
     majority = int(np.bincount(train_labels).argmax())
-    results = {"chance": 1.0 / classes, "majority class": float(np.mean(val_labels == majority))}
+    # In percent, as the cls task's top-1 (and so the untrained model's figure) is.
+    results = {"chance": 100.0 / classes, "majority class": 100.0 * float(np.mean(val_labels == majority))}
     for name, features in (("mean/std RGB logistic regression", colour_moments),
                            ("8x8x8 colour histogram logistic regression", colour_histograms)):  # fmt: skip
         predict = fit_softmax_regression(features(train_images), train_labels, classes, weight_decay=1e-3)
-        results[name] = float(np.mean(predict(features(val_images)) == val_labels))
+        results[name] = 100.0 * float(np.mean(predict(features(val_images)) == val_labels))
     return results
 
 

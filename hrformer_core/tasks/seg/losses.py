@@ -26,7 +26,7 @@ def ohem_cross_entropy(
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean loss over the hard pixels: those whose true-class probability is below max(thresh, the
-    probability of the `min_kept`-th easiest... hardest pixel), as openseg's FSOhemCELoss.
+    `min_kept`-th lowest true-class probability), as openseg's FSOhemCELoss.
 
     The per-pixel losses are class-weighted but averaged by count (the reference's reduction='none' + mean).
     """
