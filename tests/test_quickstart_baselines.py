@@ -70,3 +70,15 @@ def test_colour_histogram_separates_classes_that_colour_does_decide() -> None:
     assert features.shape == (80, 512) and np.allclose(features.sum(1), 1.0)
     predict = qb.fit_softmax_regression(features, labels, 4, weight_decay=1e-3)
     assert np.mean(predict(features) == labels) == 1.0
+
+
+def test_shape_colours_stand_out_from_any_background() -> None:
+    """Version 2's promise: each object colour is at least 300 summed RGB levels from the background's mean
+    (the first set's shapes could match their background and never be learned)."""
+    from hrformer_core.tasks.cls.synthetic import _background, _object_colour
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        background = _background(rng, 32)
+        colour = np.array(_object_colour(background, rng), np.float32)
+        assert np.abs(colour - background.reshape(-1, 3).mean(0)).sum() >= 300

@@ -7,7 +7,7 @@ rotated, scaled and placed at random, and the objects of a layout share the area
 neither the colours nor the amount of foreground tell the class: it takes the outline and the arrangement.
 Version 2 keeps the objects the strongest edges of the image (background texture of lower contrast, objects
 at least 100 grey levels from it, thinner clutter, smaller occluders): version 1's stripes and checks out-
-contrasted the shapes, and HRFormer-T (as HRNet-T) stayed at chance for 550 steps of batch 64.
+contrasted the shapes, and HRFormer-T stayed at chance for 550 steps of batch 64 (HRNet-T for 300 of 16).
 Written in the ImageNet folder layout (`train/<class>/*.png`, `val/...`, `classes.txt`), so it is read by
 the same code as ImageNet. Same seed, same pixels.
 """
