@@ -115,3 +115,43 @@ def test_two_seg_processes_train_in_sync_and_evaluate_as_one(tmp_path: Path) -> 
     assert statuses[0]["metrics"]["images"] == 3
     sharded = json.loads((run / "eval" / "per_class_iou.json").read_text())["confusion"]
     assert sharded == json.loads((tmp_path / "one" / "per_class_iou.json").read_text())["confusion"]
+
+
+MEMORISE = """\
+task: seg
+name: memorise
+model: {name: hrformer-t, drop_path_rate: 0.0, ocr_mid_channels: 32, ocr_key_channels: 16, loss: ce}
+data:
+  root: ROOT
+  layout: folder
+  num_classes: 7
+  val_split: train
+  crop_size: [64, 64]
+  augment: {scale_range: [1.0, 1.0], aspect_range: [1.0, 1.0], flip_prob: 0.0, brightness_shift: 0.0}
+train:
+  max_steps: 80
+  batch_size: 4
+  workers: 0
+  channels_last: true
+  optimizer: {lr: 4.0e-3, weight_decay: 0.01}
+  schedule: {type: poly, power: 0.9, warmup_iters: 5, warmup_ratio: 0.01}
+  eval_interval_steps: 80
+  log_interval: 100
+eval: {batch_size: 8, mode: whole}
+"""
+
+
+def test_training_reaches_an_miou_an_untrained_model_cannot(tmp_path: Path) -> None:
+    """80 steps memorise 8 synthetic street scenes of 64x64 (scored on those scenes, 7 classes): mIoU 0.470
+    with 2 threads and 0.395 with one when measured on this machine; one step at a negligible learning rate
+    (the untrained model) stays under 0.1, as the quick start's untrained baseline (0.029)."""
+    from hrformer_core.tasks.seg.synthetic import generate_synthetic_seg
+
+    root = generate_synthetic_seg(tmp_path / "scenes", num_train=8, num_val=1, seed=3, size=(64, 64))
+    recipe = tmp_path / "memorise.yaml"
+    recipe.write_text(MEMORISE.replace("ROOT", str(root)))
+    untrained = train(load_recipe(recipe, ["train.max_steps=1", "train.optimizer.lr=1e-12"]), project=tmp_path / "u")
+    result = train(load_recipe(recipe), project=tmp_path / "runs")
+    assert result.metrics["images"] == untrained.metrics["images"] == 8
+    assert untrained.metrics["mIoU"] < 0.1
+    assert result.metrics["mIoU"] > 0.25

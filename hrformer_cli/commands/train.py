@@ -85,6 +85,8 @@ def train_command(
       train.optimizer.lr=X               peak learning rate (AdamW)
       train.amp=bf16                     mixed precision (off, auto, fp16, bf16)
       train.log_interval=N               log a line every N steps
+      train.precise_bn_batches=N         re-estimate BatchNorm statistics on N
+                                         training batches before evaluating
       data.root=PATH                     dataset folder (or HRFORMER_COCO)
       eval.batch_size=N                  evaluation batch size
     """

@@ -13,6 +13,7 @@ A run is fixed work: `train.max_steps` (or `train.epochs`) optimiser steps, batc
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import os
 import time
@@ -40,6 +41,7 @@ from hrformer_core.engine.distributed import (
 from hrformer_core.engine.evaluation import MetricTable, metric_tables, move_to, run_evaluation, scalar_metrics
 from hrformer_core.engine.loaders import batches, worker_count
 from hrformer_core.engine.optim import build_optimizer, build_scheduler, lr_scale, run_steps
+from hrformer_core.engine.precise_bn import recompute_batchnorm_statistics
 from hrformer_core.engine.progress import Projection, TrainProgress, estimate_eval, over_budget
 from hrformer_core.engine.recipes import Recipe, load_recipe, resume_conflicts
 from hrformer_core.engine.rundir import RunDir
@@ -85,6 +87,7 @@ class TrainResult:
 
 
 ETA_CHECK_STEP = 10  # the step of a session at which the time projection is first checked (steady state)
+PRECISE_BN_STREAM = 7  # mixed into the seed of precise BN's batches, apart from every training stream
 
 
 def train(
@@ -203,11 +206,15 @@ class _Run:
         model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.cfg.channels_last else model
 
-    def _train_loader(self, dataset: torch.utils.data.Dataset) -> tuple[DataLoader, EpochBatches]:
+    def _train_loader(
+        self, dataset: torch.utils.data.Dataset, seed: int | None = None
+    ) -> tuple[DataLoader, EpochBatches]:
+        """The training batches, shuffled and augmented from `seed` (default: the recipe's)."""
+        seed = self.cfg.seed if seed is None else seed
         sampler = DistributedSampler(
-            dataset, num_replicas=self.info.world_size, rank=self.info.rank, shuffle=True, seed=self.cfg.seed
+            dataset, num_replicas=self.info.world_size, rank=self.info.rank, shuffle=True, seed=seed
         )
-        batcher = EpochBatches(sampler, self.cfg.batch_size, self.cfg.seed, self.info.rank)
+        batcher = EpochBatches(sampler, self.cfg.batch_size, seed, self.info.rank)
         if batcher.steps_per_epoch == 0:
             raise DataError(
                 f"data: the training set has {len(sampler)} samples per process, fewer than "
@@ -232,7 +239,7 @@ class _Run:
 
     def run(self) -> TrainResult:
         self.model = self._build_model()
-        train_set = self.task.build_train_dataset(self.recipe)
+        self.train_set = train_set = self.task.build_train_dataset(self.recipe)
         self.record_skipped = getattr(train_set, "record_skipped", None)
         self.val_set = self.task.build_val_dataset(self.recipe)
         loader, batcher = self._train_loader(train_set)
@@ -356,6 +363,8 @@ class _Run:
 
     def _evaluate(self) -> dict[str, Any]:
         started = time.monotonic()
+        if self.cfg.precise_bn_batches:
+            self._recompute_batchnorm()
         metrics = run_evaluation(
             self.task, self.model, self.val_set, self.recipe, self.run_dir.eval_dir, self.device, self.progress
         )
@@ -363,6 +372,20 @@ class _Run:
         self.last_metrics = scalar_metrics(metrics)
         self.last_tables = metric_tables(metrics)
         return metrics
+
+    def _recompute_batchnorm(self) -> None:
+        """Precise BN on `train.precise_bn_batches` training batches drawn for this step alone: the training
+        stream, and with it the run's weights, stay as without it."""
+        loader, _ = self._train_loader(self.train_set, derive_seed(self.cfg.seed, self.step, PRECISE_BN_STREAM))
+        autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()
+
+        def forward(model: nn.Module, batch: Any) -> None:
+            with autocast:
+                self.task.loss(model, move_to(batch, self.device))
+
+        recompute_batchnorm_statistics(
+            self.model, itertools.islice(batches(loader), self.cfg.precise_bn_batches), forward
+        )
 
     def _row(self, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
         """The history row ending at this step: mean losses, training time since the previous row, wall time
@@ -589,6 +612,8 @@ class _Run:
             else f"every {cfg.eval_interval} epoch(s)"
         )
         limit = f"  time limit {cfg.max_time_minutes:g} min" if cfg.max_time_minutes is not None else ""
+        if cfg.precise_bn_batches:
+            evaluation += f" (BatchNorm statistics re-estimated on {cfg.precise_bn_batches} batches first)"
         opt, global_batch = cfg.optimizer, self.info.world_size * cfg.batch_size
         lr = f"  lr {opt.lr * self.lr_scale:.3g}" + (
             f" ({opt.lr:g} per {opt.lr_batch} images, global batch {global_batch})" if opt.lr_batch else ""
