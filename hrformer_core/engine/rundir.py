@@ -86,8 +86,11 @@ class RunDir:
             raise UsageError(f"{run.path}: not a resumable run folder (missing {', '.join(missing)})")
         return run
 
-    def write_history(self, rows: Sequence[dict[str, Any]], steps: StepLog, primary_metric: str) -> None:
-        """Rewrite metrics.jsonl, metrics.csv, steps.csv and results.png from the whole run (each atomically)."""
+    def write_history(
+        self, rows: Sequence[dict[str, Any]], steps: StepLog, primary_metric: str, plot: bool
+    ) -> None:
+        """Rewrite metrics.jsonl, metrics.csv, steps.csv and (when `plot`) results.png from the whole run, each
+        atomically."""
         write_text(self.metrics_jsonl, "".join(json.dumps(row) + "\n" for row in rows))
         columns = list(dict.fromkeys(key for row in rows for key in row))
         buffer = io.StringIO()
@@ -96,4 +99,5 @@ class RunDir:
         writer.writerows(rows)
         write_text(self.metrics_csv, buffer.getvalue())
         write_text(self.steps_csv, steps.csv_text())
-        plot_history(rows, steps, primary_metric, self.plot)
+        if plot:
+            plot_history(rows, steps, primary_metric, self.plot)

@@ -348,7 +348,8 @@ class _Run:
                 row["note"] = self.note
             self.history.append(row)
             improved = self._update_best(metrics, epoch + 1)
-        self._checkpoint(improved)
+        # results.png (about half a second of plotting) at evaluations and at the end, not at every epoch end.
+        self._checkpoint(improved, plot=evaluate or self.step >= self.total_steps)
         if row is not None:
             self.progress.end_epoch(self._summary(row, improved))
         if stopped:
@@ -543,7 +544,7 @@ class _Run:
         self.best, self.best_epoch, self.best_step = float(value), epoch, self.step
         return True
 
-    def _checkpoint(self, improved: bool) -> None:
+    def _checkpoint(self, improved: bool, plot: bool) -> None:
         """Save weights (last, and best if improved), the training state, the logs and summary.json; rank 0
         writes. The state holds the position inside the epoch, so resuming continues with its next batch."""
         rng = gather_objects(capture_rng(self.device))
@@ -579,7 +580,7 @@ class _Run:
                 "steps": self.step_log.state(),
             },
         )
-        self.run_dir.write_history(self.history, self.step_log, self.task.primary_metric)
+        self.run_dir.write_history(self.history, self.step_log, self.task.primary_metric, plot)
         write_json(self.run_dir.summary, self._summary_record())
 
     def _summary_record(self) -> dict[str, Any]:
