@@ -86,3 +86,38 @@ def test_training_is_unchanged_only_the_statistics_move_and_resume_is_exact(
     resumed = train(resume=run)
     assert resumed.weights_digest == precise.weights_digest
     assert resumed.metrics == precise.metrics
+
+
+def _shard(rank: int) -> list[torch.Tensor]:
+    """Rank `rank`'s two batches (shifted by the rank, so the shards' statistics differ)."""
+    return [torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(10 * rank + i)) + rank for i in range(2)]
+
+
+def _rank_statistics(rank: int, init_file: str, out_dir: str) -> None:
+    """One of two gloo processes: re-estimate on its own batches, save what it then holds."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)  # the same model on both ranks
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+        batches = _shard(rank)
+        recompute_batchnorm_statistics(model, batches, lambda m, x: m(x))
+        torch.save(model[1].state_dict(), Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ranks_hold_the_mean_of_their_statistics(tmp_path: Path) -> None:
+    torch.multiprocessing.spawn(_rank_statistics, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    saved = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3)
+    per_rank = []
+    for rank in (0, 1):
+        norm = nn.BatchNorm2d(4)
+        batches = _shard(rank)
+        recompute_batchnorm_statistics(nn.Sequential(conv, norm), batches, lambda m, x: m(x))
+        per_rank.append((norm.running_mean.clone(), norm.running_var.clone()))
+    assert not torch.allclose(per_rank[0][0], per_rank[1][0])  # the shards differ
+    for state in saved:
+        torch.testing.assert_close(state["running_mean"], (per_rank[0][0] + per_rank[1][0]) / 2)
+        torch.testing.assert_close(state["running_var"], (per_rank[0][1] + per_rank[1][1]) / 2)

@@ -2,8 +2,8 @@
 
 Running averages with momentum 0.1 trail a network whose weights still change fast: after a short run from
 scratch they describe an earlier network, and the eval-mode model scores far below what its own batch
-statistics give (measured on the classification quick start: a model memorising 48 images, 10 % top-1 in
-eval mode, 69 % with batch statistics, 73 % after re-estimation). Averaging the statistics of a few training
+statistics give (measured: HRFormer-T memorising 48 synthetic shapes images, 10 % top-1 in eval mode, 69 %
+with batch statistics, 73 % after re-estimation). Averaging the statistics of a few training
 batches under the current weights removes the lag (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021).
 Long recipes keep the reference's plain running averages (`train.precise_bn_batches=0`).
 """
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hrformer_core.engine.distributed import is_distributed, world_size
+from hrformer_core.engine.distributed import all_reduce_mean
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -56,10 +56,7 @@ def recompute_batchnorm_statistics(
         for m, momentum in zip(layers, momenta, strict=True):
             m.momentum = momentum
         model.train(was_training)
-    if is_distributed():
-        size = world_size()
-        for m in layers:
-            for buffer in (m.running_mean, m.running_var):
-                torch.distributed.all_reduce(buffer, op=torch.distributed.ReduceOp.SUM)
-                buffer.div_(size)
+    for m in layers:
+        for buffer in (m.running_mean, m.running_var):
+            buffer.copy_(all_reduce_mean(buffer))
     return count

@@ -112,8 +112,9 @@ class TrainSection:
     log_interval: int = field(default=50, metadata={"min": 1, **SAFE})
     max_steps: int | None = field(default=None, metadata={"min": 1, **SAFE})
     max_time_minutes: float | None = field(default=None, metadata={"min": 0.0, **SAFE})
-    # Before each evaluation, re-estimate BatchNorm statistics on this many training batches (engine/precise_bn):
-    # for short runs from scratch, whose running averages lag the weights. Training itself is unchanged.
+    # Before each evaluation, re-estimate BatchNorm statistics on this many training batches (engine/precise_bn;
+    # at most one epoch's): for short runs from scratch, whose running averages lag the weights. Training itself
+    # is unchanged.
     precise_bn_batches: int = field(default=0, metadata={"min": 0, **SAFE})
 
 
